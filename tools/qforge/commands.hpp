@@ -1,0 +1,10 @@
+// SPDX-License-Identifier: MIT
+// Each subcommand lives in cmd_<name>.cpp and registers itself on the root CLI11 app; main() only
+// parses, runs the chosen callback and turns qforge::error into one line on stderr and exit code 1.
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace qforge::cli {
+void register_gguf(CLI::App& app);
+void register_inspect(CLI::App& app);
+}  // namespace qforge::cli
