@@ -35,7 +35,7 @@ const std::vector<float>& input(shape s) {
 
 bool matches_reference(const backend::kernel_table& k, const std::vector<float>& x) {
   std::vector<block_q8_0> got(x.size() / quant::qk8_0), want(got.size());
-  k.q8_0_encode(x, got);
+  backend::encode_with<quant::q8_0::family>(k, x, got);
   quant::q8_0::encode_ref(x, want);
   return std::memcmp(got.data(), want.data(), got.size() * sizeof(block_q8_0)) == 0;
 }
@@ -48,7 +48,7 @@ void bm_encode(benchmark::State& state, const backend::entry* b, shape s) {
   }
   std::vector<block_q8_0> y(x.size() / quant::qk8_0);
   for (auto _ : state) {
-    b->kernels()->q8_0_encode(x, y);
+    backend::encode_with<quant::q8_0::family>(*b->kernels(), x, y);
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
   }
@@ -60,14 +60,14 @@ void bm_decode(benchmark::State& state, const backend::entry* b, shape s) {
   std::vector<block_q8_0> q(x.size() / quant::qk8_0);
   quant::q8_0::encode_ref(x, q);
   std::vector<float> y(x.size()), want(x.size());
-  b->kernels()->q8_0_decode(q, y);
+  backend::decode_with<quant::q8_0::family>(*b->kernels(), q, y);
   quant::q8_0::decode_ref(q, want);
   if (std::memcmp(y.data(), want.data(), y.size() * sizeof(float)) != 0) {
     state.SkipWithError("output differs from the scalar reference");
     return;
   }
   for (auto _ : state) {
-    b->kernels()->q8_0_decode(q, y);
+    backend::decode_with<quant::q8_0::family>(*b->kernels(), q, y);
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
   }

@@ -34,7 +34,7 @@ std::vector<std::uint8_t> as_bytes(const std::vector<block_q8_0>& b) {
 
 std::vector<std::uint8_t> encode_with(const backend::kernel_table& k, std::span<const float> x) {
   std::vector<block_q8_0> y(x.size() / quant::qk8_0);
-  k.q8_0_encode(x, y);
+  backend::encode_with<quant::q8_0::family>(k, x, y);
   return as_bytes(y);
 }
 
@@ -48,7 +48,7 @@ std::vector<float> decode_with(const backend::kernel_table& k, std::span<const s
   std::vector<block_q8_0> blocks(q.size() / sizeof(block_q8_0));
   std::memcpy(blocks.data(), q.data(), q.size());
   std::vector<float> y(blocks.size() * quant::qk8_0);
-  k.q8_0_decode(blocks, y);
+  backend::decode_with<quant::q8_0::family>(k, blocks, y);
   return y;
 }
 
@@ -357,5 +357,5 @@ TEST_CASE("backend: registry, names and QFORGE_BACKEND", "[backend][dispatch]") 
   else ::unsetenv("QFORGE_BACKEND");
   CHECK(backend::selected().available());
   INFO("selected: " << backend::selected().name());
-  CHECK(backend::cpu_kernels().q8_0_encode != nullptr);
+  CHECK(backend::cpu_kernels()[quant::qtype::q8_0].encode != nullptr);
 }

@@ -7,6 +7,7 @@
 // the choice is made once, honours QFORGE_BACKEND=scalar|neon|avx2|avx512|cuda, and compiled() lists
 // every backend of the build with its availability so tests can run each against the reference.
 #pragma once
+#include <array>
 #include <cstddef>
 #include <cstdlib>
 #include <optional>
@@ -20,23 +21,32 @@
 #include "qforge/backend/tags.hpp"
 #include "qforge/core/error.hpp"
 #include "qforge/quant/blocks.hpp"
-#include "qforge/quant/q8_0/ref.hpp"
-#include "qforge/quant/q8_0/simd.hpp"
+#include "qforge/quant/families.hpp"
 #include "qforge/quant/types.hpp"
 
 namespace qforge::backend {
 
-// Kernels never throw: callers (quant/encode.hpp) validate sizes first.
-template <class Block>
-using encode_fn = void (*)(std::span<const float>, std::span<Block>) noexcept;
-template <class Block>
-using decode_fn = void (*)(std::span<const Block>, std::span<float>) noexcept;
+// Kernels never throw: callers (quant/encode.hpp) validate sizes first. Type-erased so that one
+// table serves every family: `x` holds n floats of whole rows; when `imatrix` is not null, x is exactly
+// one row and imatrix holds one importance weight per column.
+using encode_kernel = void (*)(const float* x, std::size_t n, std::byte* y,
+                               const float* imatrix) noexcept;
+using decode_kernel = void (*)(const std::byte* x, std::size_t n, float* y) noexcept;
 
-// New family: add its two fields here and one line to make_table(); encode.hpp maps its qtype.
+struct type_kernels {
+  encode_kernel encode = nullptr;
+  decode_kernel decode = nullptr;
+  std::size_t block_align = 1;
+};
+
+inline constexpr std::size_t max_qtype_id = 64;
+
 struct kernel_table {
   id which = id::scalar;
-  encode_fn<quant::block_q8_0> q8_0_encode = nullptr;
-  decode_fn<quant::block_q8_0> q8_0_decode = nullptr;
+  std::array<type_kernels, max_qtype_id> types{};
+  [[nodiscard]] constexpr const type_kernels& operator[](quant::qtype t) const noexcept {
+    return types[static_cast<std::size_t>(t) % max_qtype_id];
+  }
 };
 
 template <class>
@@ -52,27 +62,53 @@ constexpr id id_of() noexcept {
   else static_assert(dependent_false<Backend>, "qforge has no backend for this xsimd arch");
 }
 
-namespace detail {
-template <class Backend>
-void q8_0_encode(std::span<const float> x, std::span<quant::block_q8_0> y) noexcept {
-  if constexpr (std::is_same_v<Backend, scalar>) quant::q8_0::encode_ref(x, y);
-  else quant::q8_0::encode_simd{}(Backend{}, x, y);
+// One family's kernels on one backend: the reference for `scalar`, the family's SIMD body otherwise.
+template <class Backend, class Family>
+constexpr type_kernels kernels_of() noexcept {
+  using block = typename Family::block;
+  constexpr std::size_t elems = quant::traits(Family::type)->block_elems;
+  static_assert(sizeof(block) == quant::traits(Family::type)->block_bytes,
+                "block struct disagrees with types.hpp");
+  type_kernels k;
+  k.encode = [](const float* x, std::size_t n, std::byte* y, const float* imatrix) noexcept {
+    const std::span<const float> xs{x, n};
+    const std::span<block> ys{reinterpret_cast<block*>(y), n / elems};
+    if constexpr (std::is_same_v<Backend, scalar>) Family::encode_ref(xs, ys, imatrix);
+    else Family::encode_simd(Backend{}, xs, ys, imatrix);
+  };
+  k.decode = [](const std::byte* x, std::size_t n, float* y) noexcept {
+    const std::span<const block> xs{reinterpret_cast<const block*>(x), n / elems};
+    if constexpr (std::is_same_v<Backend, scalar>) Family::decode_ref(xs, {y, n});
+    else Family::decode_simd(Backend{}, xs, {y, n});
+  };
+  k.block_align = alignof(block);
+  return k;
 }
-template <class Backend>
-void q8_0_decode(std::span<const quant::block_q8_0> x, std::span<float> y) noexcept {
-  if constexpr (std::is_same_v<Backend, scalar>) quant::q8_0::decode_ref(x, y);
-  else quant::q8_0::decode_simd{}(Backend{}, x, y);
+
+template <class Backend, class... Families>
+constexpr void fill_table(kernel_table& t, quant::family_list<Families...>) noexcept {
+  ((t.types[static_cast<std::size_t>(Families::type)] = kernels_of<Backend, Families>()), ...);
 }
-}  // namespace detail
 
 // Instantiate with Backend = scalar in any TU, with an xsimd arch only in a TU compiled for it.
 template <class Backend>
 constexpr kernel_table make_table() noexcept {
   kernel_table t;
   t.which = id_of<Backend>();
-  t.q8_0_encode = &detail::q8_0_encode<Backend>;
-  t.q8_0_decode = &detail::q8_0_decode<Backend>;
+  fill_table<Backend>(t, quant::all_families{});
   return t;
+}
+
+// Typed calls into a table, for tests and benchmarks that hold blocks rather than bytes.
+template <class Family>
+void encode_with(const kernel_table& k, std::span<const float> x,
+                 std::span<typename Family::block> y, const float* imatrix = nullptr) noexcept {
+  k[Family::type].encode(x.data(), x.size(), reinterpret_cast<std::byte*>(y.data()), imatrix);
+}
+template <class Family>
+void decode_with(const kernel_table& k, std::span<const typename Family::block> x,
+                 std::span<float> y) noexcept {
+  k[Family::type].decode(reinterpret_cast<const std::byte*>(x.data()), y.size(), y.data());
 }
 
 // One backend of this build. `kernels` is null for cuda, which is reached through

@@ -2,7 +2,7 @@
 // Public entry points for turning float rows into GGUF blocks and back: validate at the boundary
 // (kernels never throw), split rows across threads, run the backend chosen by backend/dispatch.hpp.
 // Each row is encoded on its own and every backend writes the reference bytes, so the output never
-// depends on the thread count or the backend. A new type is one line in detail::codec().
+// depends on the thread count or the backend. A new type is one entry in quant/families.hpp.
 #pragma once
 #include <algorithm>
 #include <cstddef>
@@ -21,38 +21,21 @@ namespace qforge::quant {
 
 namespace detail {
 
-// One quant type as the entry points need it: block geometry plus type-erased calls into a table.
+// One quant type as the entry points need it: block geometry plus its slot in the kernel tables.
 struct codec_info {
   std::size_t block_elems;
   std::size_t block_bytes;
   std::size_t block_align;
-  void (*encode)(const backend::kernel_table&, const float*, std::size_t, std::byte*) noexcept;
-  void (*decode)(const backend::kernel_table&, const std::byte*, std::size_t, float*) noexcept;
+  qtype type;
 };
 
-template <qtype Type, class Block, backend::encode_fn<Block> backend::kernel_table::*Enc,
-          backend::decode_fn<Block> backend::kernel_table::*Dec>
-constexpr codec_info codec_of() noexcept {
-  constexpr qtype_traits tr = *traits(Type);
-  static_assert(sizeof(Block) == tr.block_bytes, "block struct disagrees with types.hpp");
-  constexpr std::size_t elems = tr.block_elems;
-  return codec_info{
-      elems, sizeof(Block), alignof(Block),
-      [](const backend::kernel_table& k, const float* x, std::size_t n, std::byte* y) noexcept {
-        (k.*Enc)({x, n}, {reinterpret_cast<Block*>(y), n / elems});
-      },
-      [](const backend::kernel_table& k, const std::byte* x, std::size_t n, float* y) noexcept {
-        (k.*Dec)({reinterpret_cast<const Block*>(x), n / elems}, {y, n});
-      }};
-}
-
-// The types qforge encodes; nullopt for the rest.
-constexpr std::optional<codec_info> codec(qtype t) noexcept {
-  using k = backend::kernel_table;
-  switch (t) {
-    case qtype::q8_0: return codec_of<qtype::q8_0, block_q8_0, &k::q8_0_encode, &k::q8_0_decode>();
-    default: return std::nullopt;
-  }
+// The types qforge encodes (those quant/families.hpp lists); nullopt for the rest.
+inline std::optional<codec_info> codec(qtype t) noexcept {
+  static constexpr backend::kernel_table scalar_table = backend::make_table<backend::scalar>();
+  const auto tr = traits(t);
+  if (!tr || static_cast<std::size_t>(t) >= backend::max_qtype_id || scalar_table[t].encode == nullptr)
+    return std::nullopt;
+  return codec_info{tr->block_elems, tr->block_bytes, scalar_table[t].block_align, t};
 }
 
 inline codec_info require_codec(qtype t, const char* who) {
@@ -130,7 +113,7 @@ void parallel_rows(std::size_t rows, std::size_t cols, int threads, Body body) {
 }  // namespace detail
 
 // Whether encode_rows accepts `t`.
-constexpr bool can_encode(qtype t) noexcept { return detail::codec(t).has_value(); }
+inline bool can_encode(qtype t) noexcept { return detail::codec(t).has_value(); }
 
 // Bytes of one row of `cols` values of type `t` (any type types.hpp knows, encodable or not).
 // Throws kind::argument when cols is negative or not a multiple of the block, kind::unsupported for
@@ -150,19 +133,26 @@ inline std::size_t row_bytes(qtype t, std::int64_t cols) {
 
 // Encodes `rows` x `cols` row-major floats into rows * row_bytes(type, cols) bytes on backend `b`
 // (an entry of backend::compiled()). dst must be aligned to the block's alignment (2 for q8_0).
+// `imatrix` is empty or holds one importance weight per column (llama.cpp's --imatrix): the types
+// with an importance-weighted search use it, the others ignore it, as ggml does.
 // Throws kind::argument (shape, sizes, alignment), kind::unsupported (type, unavailable backend),
 // kind::cuda (cuda backend failures).
 inline void encode_rows(const backend::entry& b, qtype type, std::span<const float> src,
                         std::int64_t rows, std::int64_t cols, std::span<std::byte> dst,
-                        int threads = 0) {
+                        int threads = 0, std::span<const float> imatrix = {}) {
   constexpr const char* who = "encode_rows";
   const detail::codec_info c = detail::require_codec(type, who);
   const detail::shape s =
       detail::check_shape(c, type, rows, cols, src.size(), dst.size(), dst.data(), who);
+  if (!imatrix.empty() && imatrix.size() != s.cols)
+    throw error(error::kind::argument, cat(who, ": importance matrix has ", imatrix.size(),
+                                           " weights for rows of ", cols, " values"));
   if (!b.available())
     throw error(error::kind::unsupported, cat(who, ": backend ", b.name(), " not usable here"));
   if (b.kernels() == nullptr) {
 #if defined(QFORGE_HAVE_CUDA_KERNELS)
+    if (!imatrix.empty())
+      throw error(error::kind::unsupported, cat(who, ": the cuda encoders take no importance matrix"));
     if (!backend::detail::cuda_can_encode(type))
       throw error(error::kind::unsupported, cat(who, ": no cuda encoder for ", name(type)));
     backend::detail::cuda_encode_rows(type, src, dst);
@@ -171,17 +161,23 @@ inline void encode_rows(const backend::entry& b, qtype type, std::span<const flo
     throw error(error::kind::unsupported, cat(who, ": backend ", b.name(), " has no kernels"));
 #endif
   }
-  const backend::kernel_table& k = *b.kernels();
+  const backend::encode_kernel encode = (*b.kernels())[type].encode;
   detail::parallel_rows(s.rows, s.cols, threads, [&](std::size_t first, std::size_t end) {
-    c.encode(k, src.data() + first * s.cols, (end - first) * s.cols,
-             dst.data() + first * s.row_bytes);
+    if (imatrix.empty()) {
+      encode(src.data() + first * s.cols, (end - first) * s.cols, dst.data() + first * s.row_bytes,
+             nullptr);
+      return;
+    }
+    for (std::size_t r = first; r < end; ++r)  // the kernels take weights one row at a time
+      encode(src.data() + r * s.cols, s.cols, dst.data() + r * s.row_bytes, imatrix.data());
   });
 }
 
 // The same on the selected backend (QFORGE_BACKEND, else the fastest this CPU runs).
 inline void encode_rows(qtype type, std::span<const float> src, std::int64_t rows,
-                        std::int64_t cols, std::span<std::byte> dst, int threads = 0) {
-  encode_rows(backend::selected(), type, src, rows, cols, dst, threads);
+                        std::int64_t cols, std::span<std::byte> dst, int threads = 0,
+                        std::span<const float> imatrix = {}) {
+  encode_rows(backend::selected(), type, src, rows, cols, dst, threads, imatrix);
 }
 
 // Inverse of encode_rows on the CPU kernels (cuda has no decoder path here): rows * row_bytes bytes
@@ -192,10 +188,9 @@ inline void decode_rows(qtype type, std::span<const std::byte> src, std::int64_t
   const detail::codec_info c = detail::require_codec(type, who);
   const detail::shape s =
       detail::check_shape(c, type, rows, cols, dst.size(), src.size(), src.data(), who);
-  const backend::kernel_table& k = backend::cpu_kernels();
+  const backend::decode_kernel decode = backend::cpu_kernels()[type].decode;
   detail::parallel_rows(s.rows, s.cols, threads, [&](std::size_t first, std::size_t end) {
-    c.decode(k, src.data() + first * s.row_bytes, (end - first) * s.cols,
-             dst.data() + first * s.cols);
+    decode(src.data() + first * s.row_bytes, (end - first) * s.cols, dst.data() + first * s.cols);
   });
 }
 

@@ -1,0 +1,35 @@
+// SPDX-License-Identifier: MIT
+// Q8_0 as backend/dispatch.hpp sees it: block type, GGUF type id, and the reference and SIMD
+// kernels behind one calling convention (x holds whole rows; `imatrix`, when given, weights the
+// columns of a single row). ggml's Q8_0 has no importance-weighted search, so the weights are ignored.
+#pragma once
+#include <span>
+
+#include "qforge/quant/q8_0/ref.hpp"
+#include "qforge/quant/q8_0/simd.hpp"
+#include "qforge/quant/types.hpp"
+
+namespace qforge::quant::q8_0 {
+
+struct family {
+  using block = block_q8_0;
+  static constexpr qtype type = qtype::q8_0;
+
+  static void encode_ref(std::span<const float> x, std::span<block> y, const float*) noexcept {
+    q8_0::encode_ref(x, y);
+  }
+  static void decode_ref(std::span<const block> x, std::span<float> y) noexcept {
+    q8_0::decode_ref(x, y);
+  }
+  template <class Arch>
+  static void encode_simd(Arch arch, std::span<const float> x, std::span<block> y,
+                          const float*) noexcept {
+    q8_0::encode_simd{}(arch, x, y);
+  }
+  template <class Arch>
+  static void decode_simd(Arch arch, std::span<const block> x, std::span<float> y) noexcept {
+    q8_0::decode_simd{}(arch, x, y);
+  }
+};
+
+}  // namespace qforge::quant::q8_0
