@@ -3,6 +3,11 @@
 // kernel table from it and quant/encode.hpp validates against it. A new family is one include and one
 // entry here (its folder provides a `family` struct like q8_0/family.hpp).
 #pragma once
+#include "qforge/quant/q2_k/family.hpp"
+#include "qforge/quant/q3_k/family.hpp"
+#include "qforge/quant/q4_k/family.hpp"
+#include "qforge/quant/q5_k/family.hpp"
+#include "qforge/quant/q6_k/family.hpp"
 #include "qforge/quant/q8_0/family.hpp"
 
 namespace qforge::quant {
@@ -10,6 +15,7 @@ namespace qforge::quant {
 template <class... Families>
 struct family_list {};
 
-using all_families = family_list<q8_0::family>;
+using all_families = family_list<q8_0::family, q2_k::family, q3_k::family, q4_k::family,
+                                    q5_k::family, q6_k::family>;
 
 }  // namespace qforge::quant

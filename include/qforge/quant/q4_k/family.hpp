@@ -1,0 +1,35 @@
+// SPDX-License-Identifier: MIT
+// Q4_K as backend/dispatch.hpp sees it: block type, GGUF type id, and the reference and SIMD kernels
+// behind one calling convention (x holds whole rows; `imatrix`, when given, weights the columns of
+// a single row and selects ggml's importance-weighted search).
+#pragma once
+#include <span>
+
+#include "qforge/quant/q4_k/ref.hpp"
+#include "qforge/quant/types.hpp"
+
+namespace qforge::quant::q4_k {
+
+struct family {
+  using block = block_q4_k;
+  static constexpr qtype type = qtype::q4_k;
+
+  static void encode_ref(std::span<const float> x, std::span<block> y,
+                         const float* imatrix) noexcept {
+    q4_k::encode_ref(x, y, imatrix);
+  }
+  static void decode_ref(std::span<const block> x, std::span<float> y) noexcept {
+    q4_k::decode_ref(x, y);
+  }
+  template <class Arch>
+  static void encode_simd(Arch, std::span<const float> x, std::span<block> y,
+                          const float* imatrix) noexcept {
+    q4_k::encode_ref(x, y, imatrix);
+  }
+  template <class Arch>
+  static void decode_simd(Arch, std::span<const block> x, std::span<float> y) noexcept {
+    q4_k::decode_ref(x, y);
+  }
+};
+
+}  // namespace qforge::quant::q4_k

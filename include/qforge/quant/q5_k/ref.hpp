@@ -1,0 +1,175 @@
+// SPDX-License-Identifier: MIT
+// Q5_K reference encoder and decoder: the spec the fast paths reproduce byte for byte. Same bytes
+// as ggml's quantize_row_q5_K_ref (no importance weights), quantize_row_q5_K_impl (with them) and
+// dequantize_row_q5_K, as ggml-base builds them (plain x86-64, no FMA). Q4_K's layout plus a fifth
+// bit: 8 sub-blocks of 32, w = d*sc*q - dmin*m with q in [0, 31]; the low nibbles sit in qs like
+// Q4_K's, and bit 4 of weight j of sub-block 2k (2k+1) is bit 2k (2k+1) of qh[j], so all 8 sub-blocks
+// share the same 32 qh bytes. 5.5 bits per weight. No xsimd or CUDA here.
+#pragma once
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "qforge/core/fp16.hpp"
+#include "qforge/quant/blocks.hpp"
+#include "qforge/quant/detail/scale_search.hpp"
+
+namespace qforge::quant::q5_k {
+
+inline constexpr int block_elems = qk_k;
+inline constexpr int sub_blocks = qk_k / 32;
+
+// After the search (shared with the SIMD bodies): pack the 6-bit codes, store fp16 d / dmin,
+// requantise each sub-block against the stored scales (scale code 0 keeps the search's levels),
+// split levels into nibbles and qh bits. L holds 256 levels on entry and is overwritten.
+inline void finish_block(const float* x, const std::uint8_t* ls, const std::uint8_t* lm, float d,
+                         float dmin, std::uint8_t* L, block_q5_k& y) noexcept {
+  for (int j = 0; j < sub_blocks; ++j) detail::set_scale_min_k4(j, y.scales, ls[j], lm[j]);
+  y.d = fp32_to_fp16(d);
+  y.dmin = fp32_to_fp16(dmin);
+  for (int j = 0; j < sub_blocks; ++j) {
+    std::uint8_t sc, m;
+    detail::get_scale_min_k4(j, y.scales, &sc, &m);
+    const float dj = fp16_to_fp32(y.d) * static_cast<float>(sc);
+    if (dj == 0.0f) continue;
+    const float dm = fp16_to_fp32(y.dmin) * static_cast<float>(m);
+    for (int ii = 0; ii < 32; ++ii) {
+      const int l = detail::nearest_int((x[32 * j + ii] + dm) / dj);
+      L[32 * j + ii] = static_cast<std::uint8_t>(detail::imax(0, detail::imin(31, l)));
+    }
+  }
+  std::uint8_t* qh = y.qh;
+  std::uint8_t* ql = y.qs;
+  for (int j = 0; j < qk_k / 8; ++j) qh[j] = 0;
+  std::uint8_t m1 = 1, m2 = 2;
+  for (int n = 0; n < qk_k; n += 64) {
+    for (int j = 0; j < 32; ++j) {
+      int l1 = L[n + j];
+      if (l1 > 15) {
+        l1 -= 16;
+        qh[j] = static_cast<std::uint8_t>(qh[j] | m1);
+      }
+      int l2 = L[n + j + 32];
+      if (l2 > 15) {
+        l2 -= 16;
+        qh[j] = static_cast<std::uint8_t>(qh[j] | m2);
+      }
+      ql[j] = static_cast<std::uint8_t>(l1 | (l2 << 4));
+    }
+    m1 = static_cast<std::uint8_t>(m1 << 2);
+    m2 = static_cast<std::uint8_t>(m2 << 2);
+    ql += 32;
+  }
+}
+
+// ggml's 6-bit code of a sub-block scale: nearest_int into a uint8_t (negative codes wrap as in C),
+// then clamped to 63.
+inline std::uint8_t code6(float inv, float v) noexcept {
+  const auto c = static_cast<std::uint8_t>(detail::nearest_int(inv * v));
+  return c < 63 ? c : std::uint8_t{63};
+}
+
+// quantize_row_q5_K_ref for one super-block: weights sqrt(mean x^2) + |x| per sub-block, then
+// make_qkx2_quants(nmax 31, rmin -0.5, rdelta 0.1, 15 steps); d = max scale / 63, dmin likewise.
+inline void encode_block_ref(const float* x, block_q5_k& y) noexcept {
+  std::uint8_t L[qk_k];
+  std::uint8_t Laux[32];
+  float weights[32];
+  float mins[sub_blocks];
+  float scales[sub_blocks];
+  float max_scale = 0;
+  float max_min = 0;
+  for (int j = 0; j < sub_blocks; ++j) {
+    const float* xj = x + 32 * j;
+    float sum_x2 = 0;
+    for (int l = 0; l < 32; ++l) sum_x2 += xj[l] * xj[l];
+    const float av_x = std::sqrt(sum_x2 / 32);
+    for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(xj[l]);
+    scales[j] = detail::make_qkx2_quants(32, 31, xj, weights, L + 32 * j, &mins[j], Laux, -0.5f,
+                                         0.1f, 15, false);
+    if (scales[j] > max_scale) max_scale = scales[j];
+    if (mins[j] > max_min) max_min = mins[j];
+  }
+  const float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
+  const float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
+  std::uint8_t ls[sub_blocks], lm[sub_blocks];
+  for (int j = 0; j < sub_blocks; ++j) {
+    ls[j] = code6(inv_scale, scales[j]);
+    lm[j] = code6(inv_min, mins[j]);
+  }
+  finish_block(x, ls, lm, max_scale / 63.f, max_min / 63.f, L, y);
+}
+
+// quantize_row_q5_K_impl for one super-block with its 256 importance weights qw: weights
+// qw * sqrt(sigma2 + x^2) (sigma2 = 2 * mean x^2 of the super-block), make_qkx3_quants (nmax 31,
+// rmin -0.9, rdelta 0.05, 36 steps), then make_qp_quants on the scales and on the mins, weighted
+// by the sub-blocks' weight sums; unlike Q4_K's, these codes are clamped to 63.
+inline void encode_block_impl(const float* x, const float* qw, block_q5_k& y) noexcept {
+  std::uint8_t L[qk_k];
+  std::uint8_t Laux[32];
+  std::uint8_t Ls[sub_blocks], Lm[sub_blocks];
+  float weights[32];
+  float sw[sub_blocks];
+  float mins[sub_blocks];
+  float scales[sub_blocks];
+  float sum_x2 = 0;
+  for (int l = 0; l < qk_k; ++l) sum_x2 += x[l] * x[l];
+  const float sigma2 = 2 * sum_x2 / qk_k;
+  for (int j = 0; j < sub_blocks; ++j) {
+    const float* xj = x + 32 * j;
+    const float* qj = qw + 32 * j;
+    for (int l = 0; l < 32; ++l) weights[l] = qj[l] * std::sqrt(sigma2 + xj[l] * xj[l]);
+    float sumw = 0;
+    for (int l = 0; l < 32; ++l) sumw += weights[l];
+    sw[j] = sumw;
+    scales[j] = detail::make_qkx3_quants(32, 31, xj, weights, L + 32 * j, &mins[j], Laux, -0.9f,
+                                         0.05f, 36, false);
+  }
+  const float d_block = detail::make_qp_quants(sub_blocks, 63, scales, Ls, sw);
+  const float m_block = detail::make_qp_quants(sub_blocks, 63, mins, Lm, sw);
+  for (int j = 0; j < sub_blocks; ++j) {
+    Ls[j] = Ls[j] < 63 ? Ls[j] : std::uint8_t{63};
+    Lm[j] = Lm[j] < 63 ? Lm[j] : std::uint8_t{63};
+  }
+  finish_block(x, Ls, Lm, d_block, m_block, L, y);
+}
+
+// x.size() == 256 * y.size(). imatrix null: the *_ref search on every super-block. imatrix given:
+// x is one row and imatrix holds x.size() weights.
+inline void encode_ref(std::span<const float> x, std::span<block_q5_k> y,
+                       const float* imatrix = nullptr) noexcept {
+  for (std::size_t i = 0; i < y.size(); ++i) {
+    const float* xi = x.data() + i * qk_k;
+    if (imatrix) encode_block_impl(xi, imatrix + i * qk_k, y[i]);
+    else encode_block_ref(xi, y[i]);
+  }
+}
+
+// dequantize_row_q5_K: w = (d*sc) * (nibble + 16*bit) - (dmin*m). y.size() == 256 * x.size().
+inline void decode_ref(std::span<const block_q5_k> x, std::span<float> y) noexcept {
+  float* out = y.data();
+  for (const block_q5_k& b : x) {
+    const float d = fp16_to_fp32(b.d);
+    const float min = fp16_to_fp32(b.dmin);
+    const std::uint8_t* ql = b.qs;
+    const std::uint8_t* qh = b.qh;
+    unsigned u1 = 1, u2 = 2;
+    for (int is = 0; is < sub_blocks; is += 2) {
+      std::uint8_t sc, m;
+      detail::get_scale_min_k4(is, b.scales, &sc, &m);
+      const float d1 = d * static_cast<float>(sc), m1 = min * static_cast<float>(m);
+      detail::get_scale_min_k4(is + 1, b.scales, &sc, &m);
+      const float d2 = d * static_cast<float>(sc), m2 = min * static_cast<float>(m);
+      for (int l = 0; l < 32; ++l)
+        *out++ = d1 * static_cast<float>((ql[l] & 0xF) + (qh[l] & u1 ? 16 : 0)) - m1;
+      for (int l = 0; l < 32; ++l)
+        *out++ = d2 * static_cast<float>((ql[l] >> 4) + (qh[l] & u2 ? 16 : 0)) - m2;
+      ql += 32;
+      u1 <<= 2;
+      u2 <<= 2;
+    }
+  }
+}
+
+}  // namespace qforge::quant::q5_k
