@@ -5,6 +5,7 @@
 // -Wmaybe-uninitialized reports once they are inlined (GCC bug 105593, fixed in GCC 13).
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"  // same bug, when the caller is not inlined
 #endif
 #include "qforge/backend/dispatch.hpp"
 

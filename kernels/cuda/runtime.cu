@@ -15,6 +15,17 @@
 namespace qforge::backend::detail {
 
 void cuda_q8_0_encode(const float* x, std::size_t n, std::byte* y, cudaStream_t stream);
+// kernels/cuda/kquants.cu and kernels/cuda/legacy.cu
+void cuda_q2_k_encode(const float* x, std::size_t n, std::byte* y, cudaStream_t stream);
+void cuda_q3_k_encode(const float* x, std::size_t n, std::byte* y, cudaStream_t stream);
+void cuda_q4_k_encode(const float* x, std::size_t n, std::byte* y, cudaStream_t stream);
+void cuda_q5_k_encode(const float* x, std::size_t n, std::byte* y, cudaStream_t stream);
+void cuda_q6_k_encode(const float* x, std::size_t n, std::byte* y, cudaStream_t stream);
+void cuda_q4_0_encode(const float* x, std::size_t n, std::byte* y, cudaStream_t stream);
+void cuda_q4_1_encode(const float* x, std::size_t n, std::byte* y, cudaStream_t stream);
+void cuda_q5_0_encode(const float* x, std::size_t n, std::byte* y, cudaStream_t stream);
+void cuda_q5_1_encode(const float* x, std::size_t n, std::byte* y, cudaStream_t stream);
+void cuda_iq4_nl_encode(const float* x, std::size_t n, std::byte* y, cudaStream_t stream);
 
 namespace {
 using device_encode = void (*)(const float*, std::size_t, std::byte*, cudaStream_t);
@@ -22,6 +33,16 @@ using device_encode = void (*)(const float*, std::size_t, std::byte*, cudaStream
 device_encode encoder_for(quant::qtype t) noexcept {
   switch (t) {
     case quant::qtype::q8_0: return &cuda_q8_0_encode;
+    case quant::qtype::q2_k: return &cuda_q2_k_encode;
+    case quant::qtype::q3_k: return &cuda_q3_k_encode;
+    case quant::qtype::q4_k: return &cuda_q4_k_encode;
+    case quant::qtype::q5_k: return &cuda_q5_k_encode;
+    case quant::qtype::q6_k: return &cuda_q6_k_encode;
+    case quant::qtype::q4_0: return &cuda_q4_0_encode;
+    case quant::qtype::q4_1: return &cuda_q4_1_encode;
+    case quant::qtype::q5_0: return &cuda_q5_0_encode;
+    case quant::qtype::q5_1: return &cuda_q5_1_encode;
+    case quant::qtype::iq4_nl: return &cuda_iq4_nl_encode;
     default: return nullptr;
   }
 }

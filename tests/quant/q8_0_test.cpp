@@ -297,10 +297,10 @@ TEST_CASE("q8_0: encode_rows and row_bytes validate their arguments", "[q8_0][er
   // Blocks hold a uint16 scale: an odd address is refused rather than written misaligned.
   CHECK(kind_of([&] { quant::encode_rows(qtype::q8_0, x, 4, 64, std::span(dst).subspan(1)); }) ==
         kind::argument);
-  CHECK(kind_of([&] { quant::encode_rows(qtype::q4_k, x, 1, 256, good); }) == kind::unsupported);
+  CHECK(kind_of([&] { quant::encode_rows(qtype::iq2_xxs, x, 1, 256, good); }) == kind::unsupported);
   CHECK(kind_of([&] { quant::encode_rows(qtype::f16, x, 4, 64, good); }) == kind::unsupported);
   CHECK(quant::can_encode(qtype::q8_0));
-  CHECK_FALSE(quant::can_encode(qtype::q6_k));
+  CHECK_FALSE(quant::can_encode(qtype::iq2_xxs));
 
   try {
     quant::encode_rows(qtype::q8_0, std::span(x).first(4 * 48), 4, 48,

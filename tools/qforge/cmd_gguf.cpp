@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: MIT
-// qforge gguf MODEL_DIR -o OUT.gguf --type f16|bf16|f32|q8_0
+// qforge gguf MODEL_DIR -o OUT.gguf --type f16|bf16|f32|q8_0|<llama-quantize mix, e.g. q4_k_m>
 #include <cstdio>
 #include <string>
 
 #include "commands.hpp"
 #include "progress.hpp"
 #include "qforge/convert/hf_to_gguf.hpp"
+#include "qforge/convert/quantize.hpp"
 
 namespace qforge::cli {
 
@@ -25,11 +26,13 @@ quant::qtype parse_output_type(const std::string& s) {
   if (s == "f16") return quant::qtype::f16;
   if (s == "bf16") return quant::qtype::bf16;
   if (s == "q8_0") return quant::qtype::q8_0;
-  throw error(error::kind::argument, cat("--type ", s, ": expected f32, f16, bf16 or q8_0"));
+  throw error(error::kind::argument, cat("--type ", s, ": expected f32, f16, bf16, q8_0 or a mix (",
+                                         convert::mix_names(), ")"));
 }
 
 void run(const gguf_args& a) {
-  const auto type = parse_output_type(a.type);
+  const auto mix = a.type == "q8_0" ? std::nullopt : convert::find_mix(a.type);
+  const auto type = mix ? quant::qtype::f16 : parse_output_type(a.type);
   std::string out = a.out;
   if (out.empty()) {
     std::string base = a.model_dir;
@@ -38,6 +41,22 @@ void run(const gguf_args& a) {
     out = base + "-" + a.type + ".gguf";
   }
   progress bar(!a.quiet);
+  if (mix) {  // F16 plan, each tensor quantized in memory: the bytes llama-quantize gives
+    convert::quantize_options q;
+    q.ftype = mix->ftype;
+    q.threads = a.threads;
+    q.on_tensor = [&](std::size_t i, std::size_t n, const convert::quantized_tensor& t) {
+      std::string dims;
+      for (auto d : t.dims) dims += (dims.empty() ? "" : "x") + std::to_string(d);
+      bar.step(i, n, cat(t.name, " ", quant::name(t.to), " ", dims));
+    };
+    const auto r = convert::convert_to_gguf_mix(a.model_dir, out, q, a.name);
+    for (const auto& w : r.warnings) std::fprintf(stderr, "qforge: warning: %s\n", w.c_str());
+    std::printf("%s: %s, %zu tensors, %.1f MiB, %.2f s\n", out.c_str(),
+                std::string(mix->name).c_str(), r.tensors.size(),
+                static_cast<double>(r.bytes_written) / (1 << 20), r.seconds);
+    return;
+  }
   convert::conversion_options opt;
   opt.type = type;
   opt.name = a.name;
@@ -63,7 +82,8 @@ void register_gguf(CLI::App& app) {
   cmd->add_option("MODEL_DIR", args->model_dir, "Folder with config.json, *.safetensors, tokenizer.json")
       ->required();
   cmd->add_option("-o,--output", args->out, "Output .gguf path (default: <folder>-<type>.gguf)");
-  cmd->add_option("-t,--type", args->type, "Output type: f16, bf16, f32, q8_0")
+  cmd->add_option("-t,--type", args->type,
+                  "Output type: f16, bf16, f32, q8_0, or a llama-quantize mix (q4_k_m, q5_k_m, ...)")
       ->capture_default_str();
   cmd->add_option("--name", args->name, "general.name (default: from the folder name)");
   cmd->add_option("-j,--threads", args->threads, "Worker threads (0: all cores)")

@@ -5,6 +5,9 @@
 #include <CLI/CLI.hpp>
 
 namespace qforge::cli {
+void register_eval(CLI::App& app);
 void register_gguf(CLI::App& app);
 void register_inspect(CLI::App& app);
+void register_quantize(CLI::App& app);
+void register_tokenize(CLI::App& app);
 }  // namespace qforge::cli

@@ -9,8 +9,11 @@ int main(int argc, char** argv) {
   CLI::App app{"qforge: turn a Hugging Face checkpoint into GGUF / AWQ deployment artefacts"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "qforge 0.1.0");
+  qforge::cli::register_eval(app);
   qforge::cli::register_gguf(app);
   qforge::cli::register_inspect(app);
+  qforge::cli::register_quantize(app);
+  qforge::cli::register_tokenize(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

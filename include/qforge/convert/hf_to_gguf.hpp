@@ -53,7 +53,8 @@ inline quant::file_type file_type_for(quant::qtype t) {
     default:
       throw error(error::kind::argument,
                   cat("output type ", quant::name(t),
-                      " is not a conversion type (f32, f16, bf16, q8_0); use qforge quantize for K-quants"));
+                      " is not a conversion type (f32, f16, bf16, q8_0); quantization mixes go "
+                      "through convert_to_gguf_mix (convert/quantize.hpp)"));
   }
 }
 
@@ -195,6 +196,28 @@ inline std::vector<std::byte> encode_tensor(const planned_tensor& p,
   return out;
 }
 
+// The bytes of one planned tensor in its planned type (read, permuted, converted); `scratch` holds
+// the permuted source between calls. Also used by convert/quantize.hpp for the K-quant mixes.
+inline std::vector<std::byte> planned_tensor_bytes(const format::safetensors::checkpoint& ckpt,
+                                                   const planned_tensor& t, int threads,
+                                                   std::vector<std::byte>& scratch,
+                                                   std::uint64_t* bytes_read = nullptr) {
+  if (t.hf_name.empty()) {
+    const auto b = std::as_bytes(std::span<const float>(t.generated));
+    return {b.begin(), b.end()};
+  }
+  const auto view = ckpt.view(t.hf_name);
+  std::span<const std::byte> src = view.bytes();
+  if (t.permute_heads != 0) {
+    const auto rows = view.shape()[0];
+    scratch.resize(src.size());
+    permute_rows_for_llama_rope(src, scratch, rows, src.size() / rows, t.permute_heads);
+    src = scratch;
+  }
+  if (bytes_read) *bytes_read += src.size();
+  return encode_tensor(t, view.type(), src, threads);
+}
+
 }  // namespace detail
 
 struct conversion_options {
@@ -239,23 +262,10 @@ inline conversion_result convert_to_gguf(const std::string& model_dir, const std
   std::vector<std::byte> permuted;
   for (std::size_t i = 0; i < plan.tensors.size(); ++i) {
     const auto& t = plan.tensors[i];
-    if (!t.hf_name.empty()) {
-      const auto view = ckpt.view(t.hf_name);
-      std::span<const std::byte> src = view.bytes();
-      if (t.permute_heads != 0) {
-        const auto rows = view.shape()[0];
-        permuted.resize(src.size());
-        permute_rows_for_llama_rope(src, permuted, rows, src.size() / rows, t.permute_heads);
-        src = permuted;
-      }
-      const auto bytes = detail::encode_tensor(t, view.type(), src, opt.threads);
-      out.write_tensor(t.gguf_name, bytes);
-      result.bytes_read += src.size();
-      result.bytes_written += bytes.size();
-    } else {
-      out.write_tensor(t.gguf_name, std::as_bytes(std::span<const float>(t.generated)));
-      result.bytes_written += t.generated.size() * sizeof(float);
-    }
+    const auto bytes =
+        detail::planned_tensor_bytes(ckpt, t, opt.threads, permuted, &result.bytes_read);
+    out.write_tensor(t.gguf_name, bytes);
+    result.bytes_written += bytes.size();
     if (opt.on_tensor) opt.on_tensor(i + 1, plan.tensors.size(), t);
   }
   out.finish();

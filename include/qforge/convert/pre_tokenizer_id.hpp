@@ -13,6 +13,8 @@
 #include <string>
 #include <string_view>
 
+#include "qforge/format/hf/tokenizer_json.hpp"
+
 namespace qforge::convert {
 
 // The Split regexes as they appear in tokenizer.json (after JSON unescaping).
@@ -36,17 +38,8 @@ inline constexpr std::string_view gpt4o =
 
 namespace detail {
 
-inline bool json_bool(const nlohmann::json& j, const char* key, bool fallback) {
-  const auto it = j.find(key);
-  return it != j.end() && it->is_boolean() ? it->get<bool>() : fallback;
-}
-
-inline std::string_view json_type(const nlohmann::json& j) {
-  if (!j.is_object()) return {};
-  const auto it = j.find("type");
-  return it != j.end() && it->is_string() ? std::string_view(it->get_ref<const std::string&>())
-                                          : std::string_view{};
-}
+using format::hf::json_bool;
+using format::hf::json_type;
 
 // The pre name for one Split regex; empty when llama.cpp has no rewrite of it.
 inline std::string pre_for_regex(std::string_view regex, bool ignore_merges) {

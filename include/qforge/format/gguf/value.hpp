@@ -509,7 +509,27 @@ std::string to_string(const value& v, std::size_t max_elems = 8);
 
 inline std::string to_string(const value& v, std::size_t max_elems) {
   switch (v.type()) {
-    case value_type::string: return cat('"', v.as_string(), '"');
+    case value_type::string: {
+      // Escaped so a token such as `"` or a newline cannot garble a one-line listing.
+      std::string out = "\"";
+      for (const char ch : v.as_string()) {
+        const auto u = static_cast<unsigned char>(ch);
+        if (ch == '"' || ch == '\\') {
+          out += '\\';
+          out += ch;
+        } else if (ch == '\n') {
+          out += "\\n";
+        } else if (u < 0x20) {
+          static constexpr char hex[] = "0123456789abcdef";
+          out += "\\x";
+          out += hex[u >> 4];
+          out += hex[u & 15];
+        } else {
+          out += ch;
+        }
+      }
+      return out + '"';
+    }
     case value_type::boolean: return v.as_bool() ? "true" : "false";
     case value_type::f32: return cat(v.as_f32());
     case value_type::f64: return cat(v.as_f64());

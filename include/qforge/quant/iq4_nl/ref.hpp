@@ -44,6 +44,24 @@ QFORGE_HD inline int best_index_int8(int n, const std::int8_t* val, float x) noe
   return x - static_cast<float>(val[mu - 1]) < static_cast<float>(val[mu]) - x ? mu - 1 : mu;
 }
 
+// The levels as floats: ggml compares and subtracts them as floats, and int8 -> float is exact.
+inline constexpr float level_values[16] = {-127.0f, -104.0f, -83.0f, -65.0f, -49.0f, -35.0f,
+                                           -22.0f,  -10.0f,  1.0f,   13.0f,  25.0f,  38.0f,
+                                           53.0f,   69.0f,   89.0f,  113.0f};
+
+// best_index_int8(16, kvalues, x) without the data-dependent search, which is a dependency chain
+// of loads and branches: inside the table the search ends on the first level above x, which is
+// the count of levels <= x, and then makes the same float comparison. NaN fails every comparison
+// and ends the search on the last level, so it is spelled out.
+inline int nearest_level(float x) noexcept {
+  if (x <= level_values[0]) return 0;
+  if (x >= level_values[15]) return 15;
+  if (x != x) return 15;
+  int mu = 0;
+  for (int k = 0; k < 16; ++k) mu += x >= level_values[k] ? 1 : 0;
+  return x - level_values[mu - 1] < level_values[mu] - x ? mu - 1 : mu;
+}
+
 // Search trials on either side of the starting scale, as quantize_iq4_nl passes them.
 inline constexpr int ntry = 7;
 
@@ -76,7 +94,7 @@ inline void encode_block_ref(const float* x, const float* qw, block_iq4_nl& y) n
     float id = 1.0f / d;
     float sumqx = 0.0f, sumq2 = 0.0f;
     for (int j = 0; j < n; ++j) {
-      const float q = static_cast<float>(kvalues[best_index_int8(16, kvalues, id * x[j])]);
+      const float q = level_values[nearest_level(id * x[j])];
       sumqx += weight[j] * q * x[j];
       sumq2 += weight[j] * q * q;
     }
@@ -86,7 +104,7 @@ inline void encode_block_ref(const float* x, const float* qw, block_iq4_nl& y) n
       id = static_cast<float>(itry + kvalues[0]) / max;
       sumqx = sumq2 = 0.0f;
       for (int j = 0; j < n; ++j) {
-        const float q = static_cast<float>(kvalues[best_index_int8(16, kvalues, id * x[j])]);
+        const float q = level_values[nearest_level(id * x[j])];
         sumqx += weight[j] * q * x[j];
         sumq2 += weight[j] * q * q;
       }
@@ -102,7 +120,7 @@ inline void encode_block_ref(const float* x, const float* qw, block_iq4_nl& y) n
   const float id = scale != 0.0f ? 1.0f / scale : 0.0f;
   std::uint8_t L[n];
   for (int j = 0; j < n; ++j)
-    L[j] = static_cast<std::uint8_t>(best_index_int8(16, kvalues, id * x[j]));
+    L[j] = static_cast<std::uint8_t>(nearest_level(id * x[j]));
   detail::pack_q4(L, y.qs);
 }
 

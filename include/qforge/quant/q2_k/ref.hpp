@@ -26,7 +26,7 @@ namespace ref_detail {
 
 // Re-rounds each weight of the sub-blocks with a non-zero stored scale against the stored d, dmin
 // (ggml skips zero-scale sub-blocks, which keep the search's levels), then packs L into qs.
-inline void requantize_and_pack(const float* x, block_q2_k& y, std::uint8_t* L) noexcept {
+QFORGE_HD inline void requantize_and_pack(const float* x, block_q2_k& y, std::uint8_t* L) noexcept {
   const float d_all = fp16_to_fp32(y.d), m_all = fp16_to_fp32(y.dmin);
   for (int j = 0; j < qk_k / 16; ++j) {
     const float d = d_all * static_cast<float>(y.scales[j] & 0xF);
@@ -45,7 +45,7 @@ inline void requantize_and_pack(const float* x, block_q2_k& y, std::uint8_t* L) 
 
 // The scales / mins are rounded with nearest_int and stored through uint8 like ggml (an int
 // assigned to a uint8 keeps its low byte; OR-ing the min's nibble in likewise).
-inline void encode_block_plain(const float* x, block_q2_k& y) noexcept {
+QFORGE_HD inline void encode_block_plain(const float* x, block_q2_k& y) noexcept {
   constexpr float q4scale = 15.0f;
   std::uint8_t L[qk_k], laux[16];
   float weights[16], mins[16], scales[16];
@@ -81,7 +81,7 @@ inline void encode_block_plain(const float* x, block_q2_k& y) noexcept {
 // Importance-weighted variant: per-weight weights qw[l] * sqrt(sigma2 + x^2) (sigma2 the block's
 // mean square), a 37-step weighted least-squares search per sub-block, and the 4-bit scales and
 // mins chosen by make_qp_quants weighted by each sub-block's total weight.
-inline void encode_block_weighted(const float* x, const float* qw, block_q2_k& y) noexcept {
+QFORGE_HD inline void encode_block_weighted(const float* x, const float* qw, block_q2_k& y) noexcept {
   std::uint8_t L[qk_k], laux[16], ls[16], lm[16];
   float weight[16], mins[16], scales[16], sw[16] = {};
   float sumx2 = 0.0f;

@@ -6,6 +6,7 @@
 #include <span>
 
 #include "qforge/quant/q3_k/ref.hpp"
+#include "qforge/quant/q3_k/simd.hpp"
 #include "qforge/quant/types.hpp"
 
 namespace qforge::quant::q3_k {
@@ -22,13 +23,13 @@ struct family {
     q3_k::decode_ref(x, y);
   }
   template <class Arch>
-  static void encode_simd(Arch, std::span<const float> x, std::span<block> y,
+  static void encode_simd(Arch arch, std::span<const float> x, std::span<block> y,
                           const float* imatrix) noexcept {
-    q3_k::encode_ref(x, y, imatrix);
+    q3_k::encode_simd{}(arch, x, y, imatrix);
   }
   template <class Arch>
-  static void decode_simd(Arch, std::span<const block> x, std::span<float> y) noexcept {
-    q3_k::decode_ref(x, y);
+  static void decode_simd(Arch arch, std::span<const block> x, std::span<float> y) noexcept {
+    q3_k::decode_simd{}(arch, x, y);
   }
 };
 

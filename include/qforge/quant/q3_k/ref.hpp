@@ -26,7 +26,7 @@ namespace qforge::quant::q3_k {
 inline constexpr int block_elems = qk_k;
 
 // The stored 6-bit scale of sub-block j minus 32, in [-32, 31].
-inline int scale_of(const block_q3_k& b, int j) noexcept {
+QFORGE_HD inline int scale_of(const block_q3_k& b, int j) noexcept {
   const int lo = j < 8 ? (b.scales[j] & 0xF) : (b.scales[j - 8] >> 4);
   const int hi = (b.scales[8 + j % 4] >> (2 * (j / 4))) & 3;
   return (lo | (hi << 4)) - 32;
@@ -35,7 +35,7 @@ inline int scale_of(const block_q3_k& b, int j) noexcept {
 namespace ref_detail {
 
 // Packs one 6-bit value l (0..63) of sub-block j into the 12 scale bytes (which start zeroed).
-inline void put_scale(block_q3_k& y, int j, int l) noexcept {
+QFORGE_HD inline void put_scale(block_q3_k& y, int j, int l) noexcept {
   if (j < 8) y.scales[j] = static_cast<std::uint8_t>(l & 0xF);
   else y.scales[j - 8] = static_cast<std::uint8_t>(y.scales[j - 8] | ((l & 0xF) << 4));
   y.scales[8 + j % 4] = static_cast<std::uint8_t>(y.scales[8 + j % 4] | ((l >> 4) << (2 * (j / 4))));
@@ -43,7 +43,7 @@ inline void put_scale(block_q3_k& y, int j, int l) noexcept {
 
 // Re-rounds each weight of the sub-blocks with a non-zero stored scale against fp16(d) * sc (the
 // others keep the search's levels), then splits L into hmask and qs.
-inline void requantize_and_pack(const float* x, block_q3_k& y, std::int8_t* L) noexcept {
+QFORGE_HD inline void requantize_and_pack(const float* x, block_q3_k& y, std::int8_t* L) noexcept {
   const float d_all = fp16_to_fp32(y.d);
   for (int j = 0; j < qk_k / 16; ++j) {
     const float d = d_all * static_cast<float>(scale_of(y, j));
@@ -69,7 +69,7 @@ inline void requantize_and_pack(const float* x, block_q3_k& y, std::int8_t* L) n
 // Scales are searched with make_q3_quants (weights x^2, up to 5 coordinate-descent passes); the
 // super-scale maps the largest-magnitude scale to -32 (so its sign is the block's), and each scale is
 // rounded through an int8 like ggml (`int8_t l = nearest_int(...)` keeps the low byte) before clamping.
-inline void encode_block_plain(const float* x, block_q3_k& y) noexcept {
+QFORGE_HD inline void encode_block_plain(const float* x, block_q3_k& y) noexcept {
   std::int8_t L[qk_k];
   float scales[16];
   float max_scale = 0.0f, amax = 0.0f;
@@ -98,7 +98,7 @@ inline void encode_block_plain(const float* x, block_q3_k& y) noexcept {
 // Importance-weighted variant: weights qw[l] * sqrt(sigma2 + x^2) with sigma2 twice the block's mean
 // square; sub-block scales from make_qx_quants (rmse_type 1, those weights), and the 6-bit scales from
 // a second make_qx_quants over the 16 scales weighted by each sub-block's total weight.
-inline void encode_block_weighted(const float* x, const float* qw, block_q3_k& y) noexcept {
+QFORGE_HD inline void encode_block_weighted(const float* x, const float* qw, block_q3_k& y) noexcept {
   std::int8_t L[qk_k], ls[16];
   float scales[16], weight[16], sw[16];
   float sumx2 = 0.0f;

@@ -23,7 +23,7 @@ inline constexpr int block_elems = qk4_0;
 
 // quantize_row_q4_0_ref for one block. `max` is detail::signed_absmax of the block (the SIMD body
 // computes it its own way and shares the rest).
-inline void encode_block_with_max(const float* x, float max, block_q4_0& y) noexcept {
+QFORGE_HD inline void encode_block_with_max(const float* x, float max, block_q4_0& y) noexcept {
   const float d = max / -8.0f;
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
   y.d = fp32_to_fp16(d);
@@ -32,7 +32,7 @@ inline void encode_block_with_max(const float* x, float max, block_q4_0& y) noex
   detail::pack_q4(q, y.qs);
 }
 
-inline void encode_block_ref(const float* x, block_q4_0& y) noexcept {
+QFORGE_HD inline void encode_block_ref(const float* x, block_q4_0& y) noexcept {
   encode_block_with_max(x, detail::signed_absmax(x, qk4_0), y);
 }
 

@@ -23,15 +23,19 @@ namespace qforge::quant::q4_k {
 inline constexpr int block_elems = qk_k;
 inline constexpr int sub_blocks = qk_k / 32;
 
-// Everything after the scale search, shared by both searches and by the SIMD bodies: packs the
-// 6-bit sub-block codes, stores d and dmin as fp16, requantises each sub-block against the stored
-// scales (a sub-block whose scale code is 0 keeps the search's levels in L, as ggml does) and packs
-// the nibbles. L holds 256 levels on entry and is overwritten.
-inline void finish_block(const float* x, const std::uint8_t* ls, const std::uint8_t* lm, float d,
-                         float dmin, std::uint8_t* L, block_q4_k& y) noexcept {
+// Everything after the scale search is split in three so the SIMD bodies can run the middle step
+// lane-parallel and share the other two. pack_scales: the 6-bit sub-block codes into the 12 scale
+// bytes and d, dmin as fp16.
+QFORGE_HD inline void pack_scales(const std::uint8_t* ls, const std::uint8_t* lm, float d, float dmin,
+                        block_q4_k& y) noexcept {
   for (int j = 0; j < sub_blocks; ++j) detail::set_scale_min_k4(j, y.scales, ls[j], lm[j]);
   y.d = fp32_to_fp16(d);
   y.dmin = fp32_to_fp16(dmin);
+}
+
+// Requantises every sub-block against the *stored* scales, (x + dmin*m) / (d*sc) rounded and
+// clamped to [0, 15]; a sub-block whose d*sc is 0 keeps the search's levels, as in ggml.
+QFORGE_HD inline void requantize(const float* x, const block_q4_k& y, std::uint8_t* L) noexcept {
   for (int j = 0; j < sub_blocks; ++j) {
     std::uint8_t sc, m;
     detail::get_scale_min_k4(j, y.scales, &sc, &m);
@@ -43,6 +47,10 @@ inline void finish_block(const float* x, const std::uint8_t* ls, const std::uint
       L[32 * j + ii] = static_cast<std::uint8_t>(detail::imax(0, detail::imin(15, l)));
     }
   }
+}
+
+// The 4-bit levels into qs: sub-blocks 2k and 2k+1 share 32 bytes (low and high nibble).
+QFORGE_HD inline void pack_levels(const std::uint8_t* L, block_q4_k& y) noexcept {
   std::uint8_t* q = y.qs;
   for (int j = 0; j < qk_k; j += 64) {
     for (int l = 0; l < 32; ++l) q[l] = static_cast<std::uint8_t>(L[j + l] | (L[j + l + 32] << 4));
@@ -50,16 +58,24 @@ inline void finish_block(const float* x, const std::uint8_t* ls, const std::uint
   }
 }
 
+// All three; L holds the search's 256 levels on entry and is overwritten.
+QFORGE_HD inline void finish_block(const float* x, const std::uint8_t* ls, const std::uint8_t* lm, float d,
+                         float dmin, std::uint8_t* L, block_q4_k& y) noexcept {
+  pack_scales(ls, lm, d, dmin, y);
+  requantize(x, y, L);
+  pack_levels(L, y);
+}
+
 // ggml's 6-bit code of a sub-block scale in the unweighted path: nearest_int into a uint8_t (so a
 // negative code wraps, exactly as C converts), then clamped to 63.
-inline std::uint8_t code6(float inv, float v) noexcept {
+QFORGE_HD inline std::uint8_t code6(float inv, float v) noexcept {
   const auto c = static_cast<std::uint8_t>(detail::nearest_int(inv * v));
   return c < 63 ? c : std::uint8_t{63};
 }
 
 // quantize_row_q4_K_ref for one super-block: per sub-block weights sqrt(mean x^2) + |x|, then
 // make_qkx2_quants(nmax 15, rmin -1, rdelta 0.1, 20 steps); d = max scale / 63, dmin = max min / 63.
-inline void encode_block_ref(const float* x, block_q4_k& y) noexcept {
+QFORGE_HD inline void encode_block_ref(const float* x, block_q4_k& y) noexcept {
   std::uint8_t L[qk_k];
   std::uint8_t Laux[32];
   float weights[32];
@@ -90,7 +106,7 @@ inline void encode_block_ref(const float* x, block_q4_k& y) noexcept {
 
 // The importance weights of quantize_row_q4_K_impl for sub-block j: qw * sqrt(sigma2 + x^2), with
 // sigma2 = 2 * mean(x^2) over the super-block. Returns their sum (ggml's sw[j]).
-inline float impl_weights(const float* xj, const float* qw, float sigma2, float* weights) noexcept {
+QFORGE_HD inline float impl_weights(const float* xj, const float* qw, float sigma2, float* weights) noexcept {
   for (int l = 0; l < 32; ++l) weights[l] = qw[l] * std::sqrt(sigma2 + xj[l] * xj[l]);
   float sumw = 0;
   for (int l = 0; l < 32; ++l) sumw += weights[l];
@@ -101,7 +117,7 @@ inline float impl_weights(const float* xj, const float* qw, float sigma2, float*
 // (nmax 15, rmin -0.9, rdelta 0.05, 36 steps) per sub-block, then the 8 scales and the 8 mins are
 // themselves fitted with make_qp_quants weighted by each sub-block's weight sum. ggml does not clamp
 // these codes to 63 here (Q5_K does); make_qp_quants keeps them <= 63 for finite input anyway.
-inline void encode_block_impl(const float* x, const float* qw, block_q4_k& y) noexcept {
+QFORGE_HD inline void encode_block_impl(const float* x, const float* qw, block_q4_k& y) noexcept {
   std::uint8_t L[qk_k];
   std::uint8_t Laux[32];
   std::uint8_t Ls[sub_blocks], Lm[sub_blocks];

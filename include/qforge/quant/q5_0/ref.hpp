@@ -21,7 +21,7 @@ namespace qforge::quant::q5_0 {
 inline constexpr int block_elems = qk5_0;
 
 // quantize_row_q5_0_ref for one block; `max` is detail::signed_absmax of the block.
-inline void encode_block_with_max(const float* x, float max, block_q5_0& y) noexcept {
+QFORGE_HD inline void encode_block_with_max(const float* x, float max, block_q5_0& y) noexcept {
   const float d = max / -16.0f;
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
   y.d = fp32_to_fp16(d);
@@ -30,7 +30,7 @@ inline void encode_block_with_max(const float* x, float max, block_q5_0& y) noex
   detail::pack_q5(q, y.qs, y.qh);
 }
 
-inline void encode_block_ref(const float* x, block_q5_0& y) noexcept {
+QFORGE_HD inline void encode_block_ref(const float* x, block_q5_0& y) noexcept {
   encode_block_with_max(x, detail::signed_absmax(x, qk5_0), y);
 }
 

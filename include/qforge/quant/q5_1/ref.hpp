@@ -21,7 +21,7 @@ namespace qforge::quant::q5_1 {
 inline constexpr int block_elems = qk5_1;
 
 // quantize_row_q5_1_ref for one block whose min and max (detail::min_max) are known.
-inline void encode_block_with_range(const float* x, float min, float max, block_q5_1& y) noexcept {
+QFORGE_HD inline void encode_block_with_range(const float* x, float min, float max, block_q5_1& y) noexcept {
   const float d = (max - min) / 31.0f;
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
   y.d = fp32_to_fp16(d);
@@ -31,7 +31,7 @@ inline void encode_block_with_range(const float* x, float min, float max, block_
   detail::pack_q5(q, y.qs, y.qh);
 }
 
-inline void encode_block_ref(const float* x, block_q5_1& y) noexcept {
+QFORGE_HD inline void encode_block_ref(const float* x, block_q5_1& y) noexcept {
   float min, max;
   detail::min_max(x, qk5_1, min, max);
   encode_block_with_range(x, min, max, y);

@@ -20,14 +20,19 @@ namespace qforge::quant::q5_k {
 inline constexpr int block_elems = qk_k;
 inline constexpr int sub_blocks = qk_k / 32;
 
-// After the search (shared with the SIMD bodies): pack the 6-bit codes, store fp16 d / dmin,
-// requantise each sub-block against the stored scales (scale code 0 keeps the search's levels),
-// split levels into nibbles and qh bits. L holds 256 levels on entry and is overwritten.
-inline void finish_block(const float* x, const std::uint8_t* ls, const std::uint8_t* lm, float d,
-                         float dmin, std::uint8_t* L, block_q5_k& y) noexcept {
+// Everything after the scale search is split in three so the SIMD bodies can run the middle step
+// lane-parallel and share the other two. pack_scales: the 6-bit sub-block codes into the 12 scale
+// bytes and d, dmin as fp16.
+QFORGE_HD inline void pack_scales(const std::uint8_t* ls, const std::uint8_t* lm, float d, float dmin,
+                        block_q5_k& y) noexcept {
   for (int j = 0; j < sub_blocks; ++j) detail::set_scale_min_k4(j, y.scales, ls[j], lm[j]);
   y.d = fp32_to_fp16(d);
   y.dmin = fp32_to_fp16(dmin);
+}
+
+// Requantises every sub-block against the *stored* scales, (x + dmin*m) / (d*sc) rounded and
+// clamped to [0, 31]; a sub-block whose d*sc is 0 keeps the search's levels, as in ggml.
+QFORGE_HD inline void requantize(const float* x, const block_q5_k& y, std::uint8_t* L) noexcept {
   for (int j = 0; j < sub_blocks; ++j) {
     std::uint8_t sc, m;
     detail::get_scale_min_k4(j, y.scales, &sc, &m);
@@ -39,6 +44,11 @@ inline void finish_block(const float* x, const std::uint8_t* ls, const std::uint
       L[32 * j + ii] = static_cast<std::uint8_t>(detail::imax(0, detail::imin(31, l)));
     }
   }
+}
+
+// The 5-bit levels into qs (low nibbles, laid out like Q4_K's) and qh (bit 4 of weight j of
+// sub-block s is bit s of qh[j]).
+QFORGE_HD inline void pack_levels(const std::uint8_t* L, block_q5_k& y) noexcept {
   std::uint8_t* qh = y.qh;
   std::uint8_t* ql = y.qs;
   for (int j = 0; j < qk_k / 8; ++j) qh[j] = 0;
@@ -63,16 +73,24 @@ inline void finish_block(const float* x, const std::uint8_t* ls, const std::uint
   }
 }
 
+// All three; L holds the search's 256 levels on entry and is overwritten.
+QFORGE_HD inline void finish_block(const float* x, const std::uint8_t* ls, const std::uint8_t* lm, float d,
+                         float dmin, std::uint8_t* L, block_q5_k& y) noexcept {
+  pack_scales(ls, lm, d, dmin, y);
+  requantize(x, y, L);
+  pack_levels(L, y);
+}
+
 // ggml's 6-bit code of a sub-block scale: nearest_int into a uint8_t (negative codes wrap as in C),
 // then clamped to 63.
-inline std::uint8_t code6(float inv, float v) noexcept {
+QFORGE_HD inline std::uint8_t code6(float inv, float v) noexcept {
   const auto c = static_cast<std::uint8_t>(detail::nearest_int(inv * v));
   return c < 63 ? c : std::uint8_t{63};
 }
 
 // quantize_row_q5_K_ref for one super-block: weights sqrt(mean x^2) + |x| per sub-block, then
 // make_qkx2_quants(nmax 31, rmin -0.5, rdelta 0.1, 15 steps); d = max scale / 63, dmin likewise.
-inline void encode_block_ref(const float* x, block_q5_k& y) noexcept {
+QFORGE_HD inline void encode_block_ref(const float* x, block_q5_k& y) noexcept {
   std::uint8_t L[qk_k];
   std::uint8_t Laux[32];
   float weights[32];
@@ -105,7 +123,7 @@ inline void encode_block_ref(const float* x, block_q5_k& y) noexcept {
 // qw * sqrt(sigma2 + x^2) (sigma2 = 2 * mean x^2 of the super-block), make_qkx3_quants (nmax 31,
 // rmin -0.9, rdelta 0.05, 36 steps), then make_qp_quants on the scales and on the mins, weighted
 // by the sub-blocks' weight sums; unlike Q4_K's, these codes are clamped to 63.
-inline void encode_block_impl(const float* x, const float* qw, block_q5_k& y) noexcept {
+QFORGE_HD inline void encode_block_impl(const float* x, const float* qw, block_q5_k& y) noexcept {
   std::uint8_t L[qk_k];
   std::uint8_t Laux[32];
   std::uint8_t Ls[sub_blocks], Lm[sub_blocks];

@@ -6,6 +6,7 @@
 #include <span>
 
 #include "qforge/quant/q6_k/ref.hpp"
+#include "qforge/quant/q6_k/simd.hpp"
 #include "qforge/quant/types.hpp"
 
 namespace qforge::quant::q6_k {
@@ -22,10 +23,11 @@ struct family {
     q6_k::decode_ref(x, y);
   }
   template <class Arch>
-  static void encode_simd(Arch, std::span<const float> x, std::span<block> y,
+  static void encode_simd(Arch arch, std::span<const float> x, std::span<block> y,
                           const float* imatrix) noexcept {
-    q6_k::encode_ref(x, y, imatrix);
+    q6_k::encode_simd{}(arch, x, y, imatrix);
   }
+  // Elementwise: the reference loop compiled for the ISA is the vector decoder.
   template <class Arch>
   static void decode_simd(Arch, std::span<const block> x, std::span<float> y) noexcept {
     q6_k::decode_ref(x, y);

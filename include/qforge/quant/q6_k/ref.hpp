@@ -23,21 +23,27 @@ namespace qforge::quant::q6_k {
 inline constexpr int block_elems = qk_k;
 inline constexpr int sub_blocks = qk_k / 16;
 
-// After the 16 searches (shared with the SIMD bodies). A super-block whose scales are all below
-// group_max_eps is written as zeros. Otherwise the int8 codes are nearest_int(-128/max_scale * s)
-// clamped above at 127 (max_scale is the signed scale of largest magnitude, so codes reach -128),
-// d = fp16(max_scale / -128), and each sub-block is requantised against fp16(d) * code (code 0
-// keeps the search's levels). L holds 256 levels in [0, 63] on entry and is overwritten.
-inline void finish_block(const float* x, const float* scales, float max_scale, float max_abs_scale,
-                         std::int8_t* L, block_q6_k& y) noexcept {
+// After the 16 searches, in three steps the SIMD bodies share (they run the middle one
+// lane-parallel). pack_scales: a super-block whose scales are all below group_max_eps is written as
+// zeros (returns false). Otherwise the int8 codes are nearest_int(-128/max_scale * s) clamped above
+// at 127 (max_scale is the signed scale of largest magnitude, so codes reach -128) and
+// d = fp16(max_scale / -128).
+QFORGE_HD inline bool pack_scales(const float* scales, float max_scale, float max_abs_scale,
+                        block_q6_k& y) noexcept {
   if (max_abs_scale < detail::group_max_eps) {
     std::memset(&y, 0, sizeof y);
-    return;
+    return false;
   }
   const float iscale = -128.f / max_scale;
   y.d = fp32_to_fp16(1 / iscale);
   for (int ib = 0; ib < sub_blocks; ++ib)
     y.scales[ib] = static_cast<std::int8_t>(detail::imin(127, detail::nearest_int(iscale * scales[ib])));
+  return true;
+}
+
+// Each sub-block requantised against fp16(d) * code, clamped to [-32, 31] and offset by 32; code 0
+// keeps the search's levels.
+QFORGE_HD inline void requantize(const float* x, const block_q6_k& y, std::int8_t* L) noexcept {
   for (int j = 0; j < sub_blocks; ++j) {
     const float d = fp16_to_fp32(y.d) * static_cast<float>(y.scales[j]);
     if (d == 0.0f) continue;
@@ -46,6 +52,10 @@ inline void finish_block(const float* x, const float* scales, float max_scale, f
       L[16 * j + ii] = static_cast<std::int8_t>(detail::imax(-32, detail::imin(31, l)) + 32);
     }
   }
+}
+
+// Levels in [0, 63] into ql (low nibbles) and qh (2 high bits), 128 weights at a time.
+QFORGE_HD inline void pack_levels(const std::int8_t* L, block_q6_k& y) noexcept {
   std::uint8_t* ql = y.ql;
   std::uint8_t* qh = y.qh;
   for (int j = 0; j < qk_k; j += 128) {
@@ -62,10 +72,18 @@ inline void finish_block(const float* x, const float* scales, float max_scale, f
   }
 }
 
+// All three; L holds the search's 256 levels in [0, 63] on entry and is overwritten.
+QFORGE_HD inline void finish_block(const float* x, const float* scales, float max_scale, float max_abs_scale,
+                         std::int8_t* L, block_q6_k& y) noexcept {
+  if (!pack_scales(scales, max_scale, max_abs_scale, y)) return;
+  requantize(x, y, L);
+  pack_levels(L, y);
+}
+
 // quantize_row_q6_K_ref (qw null) / quantize_row_q6_K_impl (qw = the super-block's 256 importance
 // weights) for one super-block: make_qx_quants(16, 32, rmse_type 1) per sub-block, with x^2 weights
 // or the raw importance weights. The largest |scale| picks the super-scale, first one on ties.
-inline void encode_block_ref(const float* x, const float* qw, block_q6_k& y) noexcept {
+QFORGE_HD inline void encode_block_ref(const float* x, const float* qw, block_q6_k& y) noexcept {
   std::int8_t L[qk_k];
   float scales[sub_blocks];
   float max_scale = 0;

@@ -1,0 +1,290 @@
+// SPDX-License-Identifier: MIT
+// The forward pass's inner loops, written once against xsimd and instantiated per ISA: dot products
+// of a weight row (F32, F16, BF16 or Q8_0 blocks, read in place) with float activations, F16/BF16
+// row conversion, and a register-blocked product of a few float weight rows with a few activation
+// rows (prefill). Everything accumulates in float32 with fused multiply-adds, so results differ
+// from a sequential sum by rounding only; nothing here has to match bytes. `ops` is the table of
+// one ISA's kernels; cpu_ops() picks the table once, following backend::selected() (and so
+// QFORGE_BACKEND): with qforge::kernels linked the AVX2/AVX-512 tables come from
+// kernels/cpu/engine_*.cpp (each built with its ISA flags), header-only it is the arch the
+// compiler targets.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+#include <xsimd/xsimd.hpp>
+
+#include "qforge/backend/dispatch.hpp"
+#include "qforge/core/fp16.hpp"
+#include "qforge/quant/blocks.hpp"
+
+namespace qforge::engine {
+
+// Kernels never throw and never check sizes: the callers in matmul.hpp own the shapes. Weight
+// pointers have no alignment (safetensors data sits at any offset); Q8_0 rows hold n / 32 blocks.
+struct ops {
+  float (*dot_f32)(const std::byte* w, const float* x, std::size_t n) noexcept;
+  float (*dot_f16)(const std::byte* w, const float* x, std::size_t n) noexcept;
+  float (*dot_bf16)(const std::byte* w, const float* x, std::size_t n) noexcept;
+  float (*dot_q8_0)(const std::byte* w, const float* x, std::size_t n) noexcept;
+  void (*f16_to_f32)(const std::byte* src, float* dst, std::size_t n) noexcept;
+  void (*bf16_to_f32)(const std::byte* src, float* dst, std::size_t n) noexcept;
+  // y[t * ldy + r] = sum_k w[r * ldw + k] * x[t * ldx + k] for r < rows, t < tokens, k < n.
+  void (*gemm)(const float* w, std::size_t ldw, std::size_t rows, const float* x, std::size_t ldx,
+               std::size_t tokens, std::size_t n, float* y, std::size_t ldy) noexcept;
+  const char* name;
+};
+
+namespace kernel_detail {
+
+inline std::uint16_t load_u16(const std::byte* p) noexcept {
+  std::uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+inline float load_f32(const std::byte* p) noexcept {
+  float v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+template <class Arch>
+using fb = xsimd::batch<float, Arch>;
+
+// a * b + c, fused where the ISA has it (xsimd 8 fuses only for its fma3<> archs).
+template <class Arch>
+fb<Arch> madd(fb<Arch> a, fb<Arch> b, fb<Arch> c) noexcept {
+#if XSIMD_WITH_AVX512F
+  if constexpr (std::is_base_of_v<xsimd::avx512f, Arch>) return _mm512_fmadd_ps(a, b, c);
+#endif
+#if XSIMD_WITH_AVX2 && defined(__FMA__)
+  if constexpr (std::is_base_of_v<xsimd::avx2, Arch>) return _mm256_fmadd_ps(a, b, c);
+#endif
+  return a * b + c;
+}
+
+// One vector of floats from unaligned half / bfloat16 / int8 values. The AVX-512 paths use the
+// all-lanes maskz forms: GCC 12 reports the plain forms' undefined pass-through operand as
+// uninitialised (-Wmaybe-uninitialized) once inlined.
+template <class Arch>
+fb<Arch> load_f16(const std::byte* p) noexcept {
+#if XSIMD_WITH_AVX512F
+  if constexpr (std::is_base_of_v<xsimd::avx512f, Arch>)
+    return _mm512_maskz_cvtph_ps(0xffff, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+#endif
+#if XSIMD_WITH_AVX2 && defined(__F16C__)
+  if constexpr (std::is_base_of_v<xsimd::avx2, Arch>)
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+#endif
+  alignas(64) float t[fb<Arch>::size];
+  for (std::size_t i = 0; i < fb<Arch>::size; ++i) t[i] = fp16_to_fp32(load_u16(p + 2 * i));
+  return fb<Arch>::load_aligned(t);
+}
+
+template <class Arch>
+fb<Arch> load_bf16(const std::byte* p) noexcept {
+  // bfloat16 is the top half of a float: widen to 32 bits and shift.
+#if XSIMD_WITH_AVX512F
+  if constexpr (std::is_base_of_v<xsimd::avx512f, Arch>)
+    return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(
+        0xffff,
+        _mm512_maskz_cvtepu16_epi32(0xffff,
+                                    _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))),
+        16));
+#endif
+#if XSIMD_WITH_AVX2
+  if constexpr (std::is_base_of_v<xsimd::avx2, Arch>)
+    return _mm256_castsi256_ps(_mm256_slli_epi32(
+        _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
+#endif
+  alignas(64) float t[fb<Arch>::size];
+  for (std::size_t i = 0; i < fb<Arch>::size; ++i) t[i] = bf16_to_fp32(load_u16(p + 2 * i));
+  return fb<Arch>::load_aligned(t);
+}
+
+// One fp16 scale. A template (not a plain inline function) so that each ISA's object holds its own
+// copy: the F16C instruction must never leak into the baseline build through the linker.
+template <class Arch>
+float half_to_float(std::uint16_t h) noexcept {
+#if defined(__F16C__)
+  if constexpr (std::is_base_of_v<xsimd::avx2, Arch> || std::is_base_of_v<xsimd::avx512f, Arch>)
+    return _cvtsh_ss(h);
+#endif
+  return fp16_to_fp32(h);
+}
+
+template <class Arch>
+fb<Arch> load_i8(const std::int8_t* p) noexcept {
+#if XSIMD_WITH_AVX512F
+  if constexpr (std::is_base_of_v<xsimd::avx512f, Arch>)
+    return _mm512_maskz_cvtepi32_ps(
+        0xffff, _mm512_maskz_cvtepi8_epi32(0xffff, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+#endif
+#if XSIMD_WITH_AVX2
+  if constexpr (std::is_base_of_v<xsimd::avx2, Arch>)
+    return _mm256_cvtepi32_ps(
+        _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+#endif
+  alignas(64) float t[fb<Arch>::size];
+  for (std::size_t i = 0; i < fb<Arch>::size; ++i) t[i] = static_cast<float>(p[i]);
+  return fb<Arch>::load_aligned(t);
+}
+
+// Dot product of a converted weight row with x, four independent accumulators so the FMA latency
+// is hidden; `load` turns weight bytes at element index i into one vector.
+template <class Arch, std::size_t Bytes, class Load, class Scalar>
+float dot_with(const std::byte* w, const float* x, std::size_t n, Load load,
+               Scalar scalar) noexcept {
+  using B = fb<Arch>;
+  constexpr std::size_t W = B::size;
+  B a0(0.0f), a1(0.0f), a2(0.0f), a3(0.0f);
+  std::size_t i = 0;
+  for (; i + 4 * W <= n; i += 4 * W) {
+    a0 = madd<Arch>(load(w + i * Bytes), B::load_unaligned(x + i), a0);
+    a1 = madd<Arch>(load(w + (i + W) * Bytes), B::load_unaligned(x + i + W), a1);
+    a2 = madd<Arch>(load(w + (i + 2 * W) * Bytes), B::load_unaligned(x + i + 2 * W), a2);
+    a3 = madd<Arch>(load(w + (i + 3 * W) * Bytes), B::load_unaligned(x + i + 3 * W), a3);
+  }
+  for (; i + W <= n; i += W) a0 = madd<Arch>(load(w + i * Bytes), B::load_unaligned(x + i), a0);
+  float s = xsimd::hadd((a0 + a1) + (a2 + a3));
+  for (; i < n; ++i) s += scalar(w + i * Bytes) * x[i];
+  return s;
+}
+
+template <class Arch>
+float dot_q8_0(const std::byte* w, const float* x, std::size_t n) noexcept {
+  using B = fb<Arch>;
+  constexpr std::size_t W = B::size;
+  const auto* blocks = reinterpret_cast<const quant::block_q8_0*>(w);
+  static_assert(quant::qk8_0 % W == 0, "a Q8_0 block must be a whole number of vectors");
+  B acc0(0.0f), acc1(0.0f);
+  for (std::size_t b = 0; b < n / quant::qk8_0; ++b) {
+    const auto& blk = blocks[b];
+    const float* xb = x + b * quant::qk8_0;
+    B s = load_i8<Arch>(blk.qs) * B::load_unaligned(xb);
+    for (std::size_t j = W; j < quant::qk8_0; j += W)
+      s = madd<Arch>(load_i8<Arch>(blk.qs + j), B::load_unaligned(xb + j), s);
+    // Alternate accumulators: consecutive blocks do not wait on each other's FMA.
+    if (b & 1) acc1 = madd<Arch>(B(half_to_float<Arch>(blk.d)), s, acc1);
+    else acc0 = madd<Arch>(B(half_to_float<Arch>(blk.d)), s, acc0);
+  }
+  return xsimd::hadd(acc0 + acc1);
+}
+
+template <class Arch, class Load>
+void convert_row(const std::byte* src, float* dst, std::size_t n, Load load,
+                 float (*scalar)(std::uint16_t) noexcept) noexcept {
+  constexpr std::size_t W = fb<Arch>::size;
+  std::size_t i = 0;
+  for (; i + W <= n; i += W) load(src + 2 * i).store_unaligned(dst + i);
+  for (; i < n; ++i) dst[i] = scalar(load_u16(src + 2 * i));
+}
+
+// NR weight rows x NT activation rows at once: each loaded vector feeds NT (or NR) FMAs, which is
+// what makes prefill compute-bound rather than load-bound.
+template <class Arch, std::size_t NR, std::size_t NT>
+void gemm_tile(const float* w, std::size_t ldw, const float* x, std::size_t ldx, std::size_t n,
+               float* y, std::size_t ldy) noexcept {
+  using B = fb<Arch>;
+  constexpr std::size_t W = B::size;
+  B acc[NR][NT];
+  for (auto& r : acc)
+    for (auto& a : r) a = B(0.0f);
+  std::size_t k = 0;
+  for (; k + W <= n; k += W) {
+    B xv[NT];
+    for (std::size_t t = 0; t < NT; ++t) xv[t] = B::load_unaligned(x + t * ldx + k);
+    for (std::size_t r = 0; r < NR; ++r) {
+      const B wv = B::load_unaligned(w + r * ldw + k);
+      for (std::size_t t = 0; t < NT; ++t) acc[r][t] = madd<Arch>(wv, xv[t], acc[r][t]);
+    }
+  }
+  for (std::size_t r = 0; r < NR; ++r) {
+    for (std::size_t t = 0; t < NT; ++t) {
+      float s = xsimd::hadd(acc[r][t]);
+      for (std::size_t j = k; j < n; ++j) s += w[r * ldw + j] * x[t * ldx + j];
+      y[t * ldy + r] = s;
+    }
+  }
+}
+
+template <class Arch, std::size_t NR>
+void gemm_rows(const float* w, std::size_t ldw, const float* x, std::size_t ldx,
+               std::size_t tokens, std::size_t n, float* y, std::size_t ldy) noexcept {
+  // 4 x NT accumulators + NT activations + 1 weight vector: 21 of AVX-512's 32 registers, 16 of 16
+  // with AVX2 (narrower ISAs spill a little; they are the fallback).
+  constexpr std::size_t NT = fb<Arch>::size >= 16 ? 4 : 3;
+  std::size_t t = 0;
+  for (; t + NT <= tokens; t += NT) gemm_tile<Arch, NR, NT>(w, ldw, x + t * ldx, ldx, n, y + t * ldy, ldy);
+  for (; t < tokens; ++t) gemm_tile<Arch, NR, 1>(w, ldw, x + t * ldx, ldx, n, y + t * ldy, ldy);
+}
+
+template <class Arch>
+void gemm(const float* w, std::size_t ldw, std::size_t rows, const float* x, std::size_t ldx,
+          std::size_t tokens, std::size_t n, float* y, std::size_t ldy) noexcept {
+  std::size_t r = 0;
+  for (; r + 4 <= rows; r += 4) gemm_rows<Arch, 4>(w + r * ldw, ldw, x, ldx, tokens, n, y + r, ldy);
+  for (; r < rows; ++r) gemm_rows<Arch, 1>(w + r * ldw, ldw, x, ldx, tokens, n, y + r, ldy);
+}
+
+inline float f16_scalar(const std::byte* p) noexcept { return fp16_to_fp32(load_u16(p)); }
+inline float bf16_scalar(const std::byte* p) noexcept { return bf16_to_fp32(load_u16(p)); }
+
+}  // namespace kernel_detail
+
+// The table for one xsimd arch. Instantiate only in a TU compiled for that arch.
+template <class Arch>
+constexpr ops make_ops(const char* name) noexcept {
+  namespace d = kernel_detail;
+  ops o{};
+  o.dot_f32 = [](const std::byte* w, const float* x, std::size_t n) noexcept {
+    return d::dot_with<Arch, 4>(
+        w, x, n,
+        [](const std::byte* p) { return d::fb<Arch>::load_unaligned(reinterpret_cast<const float*>(p)); },
+        d::load_f32);
+  };
+  o.dot_f16 = [](const std::byte* w, const float* x, std::size_t n) noexcept {
+    return d::dot_with<Arch, 2>(w, x, n, d::load_f16<Arch>, d::f16_scalar);
+  };
+  o.dot_bf16 = [](const std::byte* w, const float* x, std::size_t n) noexcept {
+    return d::dot_with<Arch, 2>(w, x, n, d::load_bf16<Arch>, d::bf16_scalar);
+  };
+  o.dot_q8_0 = d::dot_q8_0<Arch>;
+  o.f16_to_f32 = [](const std::byte* s, float* y, std::size_t n) noexcept {
+    d::convert_row<Arch>(s, y, n, d::load_f16<Arch>, fp16_to_fp32);
+  };
+  o.bf16_to_f32 = [](const std::byte* s, float* y, std::size_t n) noexcept {
+    d::convert_row<Arch>(s, y, n, d::load_bf16<Arch>, bf16_to_fp32);
+  };
+  o.gemm = d::gemm<Arch>;
+  o.name = name;
+  return o;
+}
+
+#if defined(QFORGE_HAVE_KERNELS)
+namespace detail {
+// kernels/cpu/engine_ops.cpp: the compiled table for backend `b`, or nullptr when this build or
+// this CPU has none.
+const ops* library_ops(backend::id b) noexcept;
+}  // namespace detail
+#endif
+
+// The kernels the engine uses, decided on first call: the table of the selected CPU backend
+// (QFORGE_BACKEND honoured; cuda selected means the best CPU one here), else the compiler's own
+// arch. Throws like backend::selected() when QFORGE_BACKEND names an unusable backend.
+inline const ops& cpu_ops() {
+  static const ops* chosen = [] {
+    backend::id want = backend::selected().which();
+    if (want == backend::id::cuda) want = backend::cpu_kernels().which;
+#if defined(QFORGE_HAVE_KERNELS)
+    if (const ops* o = detail::library_ops(want)) return o;
+#endif
+    static constexpr ops native = make_ops<xsimd::default_arch>("native");
+    return &native;
+  }();
+  return *chosen;
+}
+
+}  // namespace qforge::engine

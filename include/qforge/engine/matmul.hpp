@@ -1,0 +1,139 @@
+// SPDX-License-Identifier: MIT
+// Products of activations with weight matrices kept in their stored encoding: a `matrix` is a view of
+// row-major [rows, cols] weights of one GGUF type (F32, F16, BF16, Q8_0, or any type with a quant
+// family decoder), read in place from the memory map. y = x W^T is split across the pool by output
+// rows, so each thread owns its outputs and results do not depend on the thread count. One token
+// (decode) takes a dot product per row straight on the stored bytes (F16/BF16/Q8_0 fused, other
+// block types decoded one row at a time into a small per-thread buffer); several tokens (prefill)
+// convert a few rows to float once and run the register-blocked kernel over all tokens, so the
+// conversion cost is paid once per row rather than once per token.
+#pragma once
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "qforge/backend/dispatch.hpp"
+#include "qforge/core/error.hpp"
+#include "qforge/engine/kernels.hpp"
+#include "qforge/engine/thread_pool.hpp"
+#include "qforge/quant/types.hpp"
+
+namespace qforge::engine {
+
+struct matrix {
+  quant::qtype type = quant::qtype::f32;
+  std::size_t rows = 0, cols = 0;
+  std::size_t row_bytes = 0;
+  const std::byte* data = nullptr;  // rows * row_bytes bytes; blocks aligned as their struct needs
+
+  [[nodiscard]] const std::byte* row(std::size_t r) const noexcept { return data + r * row_bytes; }
+  [[nodiscard]] std::size_t bytes() const noexcept { return rows * row_bytes; }
+};
+
+// Whether the engine can multiply by (and look rows up in) a matrix of type t.
+inline bool can_run(quant::qtype t) noexcept {
+  using quant::qtype;
+  if (t == qtype::f32 || t == qtype::f16 || t == qtype::bf16) return true;
+  return static_cast<std::size_t>(t) < backend::max_qtype_id &&
+         backend::cpu_kernels()[t].decode != nullptr;
+}
+
+// A checked view: `bytes` must hold rows * row_bytes(type, cols). Throws kind::unsupported for a
+// type can_run() rejects, kind::format for a size mismatch (`what` names the tensor).
+inline matrix make_matrix(quant::qtype type, std::size_t rows, std::size_t cols,
+                          std::span<const std::byte> bytes, const std::string& file,
+                          const std::string& what) {
+  if (!can_run(type))
+    throw error(error::kind::unsupported, file,
+                cat("tensor '", what, "': the engine has no kernel for type ", quant::name(type)));
+  const auto tr = quant::traits(type);
+  if (cols % tr->block_elems != 0)
+    throw error(error::kind::format, file,
+                cat("tensor '", what, "': ", cols, " columns are not whole ", quant::name(type),
+                    " blocks"));
+  matrix m{type, rows, cols, cols / tr->block_elems * tr->block_bytes, bytes.data()};
+  if (bytes.size() != m.bytes())
+    throw error(error::kind::format, file,
+                cat("tensor '", what, "': ", bytes.size(), " bytes for [", rows, ", ", cols, "] ",
+                    quant::name(type)));
+  return m;
+}
+
+namespace detail {
+
+// Row r of m as floats into out[0, cols). Never throws (the type was checked by make_matrix).
+inline void row_to_f32(const ops& k, const matrix& m, std::size_t r, float* out) noexcept {
+  const std::byte* p = m.row(r);
+  switch (m.type) {
+    case quant::qtype::f32: std::memcpy(out, p, m.cols * sizeof(float)); break;
+    case quant::qtype::f16: k.f16_to_f32(p, out, m.cols); break;
+    case quant::qtype::bf16: k.bf16_to_f32(p, out, m.cols); break;
+    default: backend::cpu_kernels()[m.type].decode(p, m.cols, out); break;
+  }
+}
+
+inline std::vector<float>& scratch(std::size_t n) {
+  thread_local std::vector<float> buf;
+  if (buf.size() < n) buf.resize(n);
+  return buf;
+}
+
+}  // namespace detail
+
+// Row r of m as floats (embedding look-up). out.size() must be m.cols.
+inline void lookup_row(const matrix& m, std::size_t r, std::span<float> out) {
+  QFORGE_ASSERT(r < m.rows && out.size() == m.cols);
+  detail::row_to_f32(cpu_ops(), m, r, out.data());
+}
+
+// y[t * ldy + r] = sum_k W[r, k] * x[t * ldx + k] for t < tokens, r < W.rows (ldx >= W.cols,
+// ldy >= W.rows). Buffers are the caller's; no allocation except each thread's one-time scratch.
+inline void matmul(const matrix& w, const float* x, std::size_t ldx, std::size_t tokens, float* y,
+                   std::size_t ldy, thread_pool& pool) {
+  const ops& k = cpu_ops();
+  const std::size_t n = w.cols;
+  if (tokens == 1) {
+    float (*dot)(const std::byte*, const float*, std::size_t) noexcept = nullptr;
+    switch (w.type) {
+      case quant::qtype::f32: dot = k.dot_f32; break;
+      case quant::qtype::f16: dot = k.dot_f16; break;
+      case quant::qtype::bf16: dot = k.dot_bf16; break;
+      case quant::qtype::q8_0: dot = k.dot_q8_0; break;
+      default: break;
+    }
+    pool.parallel_for(w.rows, 16, [&](std::size_t b, std::size_t e) {
+      if (dot != nullptr) {
+        for (std::size_t r = b; r < e; ++r) y[r] = dot(w.row(r), x, n);
+        return;
+      }
+      float* buf = detail::scratch(n).data();
+      for (std::size_t r = b; r < e; ++r) {
+        detail::row_to_f32(k, w, r, buf);
+        y[r] = k.dot_f32(reinterpret_cast<const std::byte*>(buf), x, n);
+      }
+    });
+    return;
+  }
+  // Rows per conversion: enough to amortise the tile set-up, few enough to stay in L1/L2.
+  constexpr std::size_t block_rows = 16;
+  const bool direct = w.type == quant::qtype::f32 &&
+                      reinterpret_cast<std::uintptr_t>(w.data) % alignof(float) == 0;
+  pool.parallel_for(w.rows, block_rows, [&](std::size_t b, std::size_t e) {
+    float* buf = direct ? nullptr : detail::scratch(block_rows * n).data();
+    for (std::size_t r0 = b; r0 < e; r0 += block_rows) {
+      const std::size_t nr = std::min(block_rows, e - r0);
+      const float* rows = nullptr;
+      if (direct) {
+        rows = reinterpret_cast<const float*>(w.row(r0));
+      } else {
+        for (std::size_t i = 0; i < nr; ++i) detail::row_to_f32(k, w, r0 + i, buf + i * n);
+        rows = buf;
+      }
+      k.gemm(rows, n, nr, x, ldx, tokens, n, y + r0, ldy);
+    }
+  });
+}
+
+}  // namespace qforge::engine
