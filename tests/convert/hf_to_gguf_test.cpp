@@ -71,7 +71,7 @@ void check_conversion(const std::string& model, quant::qtype type) {
   convert::conversion_options opt;
   opt.type = type;
   const auto result = convert::convert_to_gguf(models + model, out, opt);
-  CHECK_FALSE(fs::exists(out + atomic_file::temp_suffix));
+  CHECK_FALSE(fs::exists(atomic_file::temp_path_for(out)));
 
   const auto cfg = read_json(models + model + "/config.json");
   const format::gguf::reader r(out);
@@ -250,5 +250,5 @@ TEST_CASE("convert: bad input fails cleanly and leaves no partial artefact", "[c
   std::ifstream in(out);
   std::string kept((std::istreambuf_iterator<char>(in)), {});
   CHECK(kept == "previous complete artefact");
-  CHECK_FALSE(fs::exists(out + atomic_file::temp_suffix));
+  CHECK_FALSE(fs::exists(atomic_file::temp_path_for(out)));
 }

@@ -523,7 +523,7 @@ TEST_CASE("quantize: bad input is refused before any output exists", "[mix]") {
     CHECK(std::string(e.what()).find("blk.0.attn_q.weight") != std::string::npos);
   }
   CHECK_FALSE(fs::exists(out));
-  CHECK_FALSE(fs::exists(out.string() + atomic_file::temp_suffix));
+  CHECK_FALSE(fs::exists(atomic_file::temp_path_for(out.string())));
   CHECK_THROWS_AS(convert::quantize_gguf((tmp / "missing.gguf").string(), out.string(), opt),
                   error);
 }

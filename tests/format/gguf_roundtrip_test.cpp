@@ -27,7 +27,7 @@ namespace {
 std::string tmp_path(const std::string& name) {
   const std::string p = std::string(QFORGE_TEST_TMP) + "/" + name;
   fs::remove(p);
-  fs::remove(p + atomic_file::temp_suffix);
+  fs::remove(atomic_file::temp_path_for(p));
   return p;
 }
 
@@ -134,7 +134,7 @@ TEST_CASE("gguf: every value type and tensor type round-trips", "[gguf]") {
     const std::string path = tmp_path("roundtrip_" + std::to_string(alignment) + ".gguf");
     write_sample(path, alignment);
     REQUIRE(fs::exists(path));
-    CHECK_FALSE(fs::exists(path + atomic_file::temp_suffix));
+    CHECK_FALSE(fs::exists(atomic_file::temp_path_for(path)));
 
     gguf::reader r(path);
     CHECK(r.path() == path);
@@ -334,13 +334,13 @@ TEST_CASE("gguf: stream misuse throws and leaves no file behind", "[gguf]") {
       CHECK(std::string(e.what()).find(path) != std::string::npos);
     }
     CHECK_FALSE(fs::exists(path));
-    CHECK_FALSE(fs::exists(path + atomic_file::temp_suffix));
+    CHECK_FALSE(fs::exists(atomic_file::temp_path_for(path)));
   };
 
   SECTION("out of order") {
     const std::string path = tmp_path("err_order.gguf");
     auto s = w.open(path);
-    CHECK(fs::exists(path + atomic_file::temp_suffix));  // header already written
+    CHECK(fs::exists(atomic_file::temp_path_for(path)));  // header already written
     expect_nothing(path, [&] { s.write_tensor("second", second); });
     // The stream is dead after an error: finish() cannot commit a half-written file.
     CHECK_THROWS_AS(s.finish(), qforge::error);
@@ -375,7 +375,7 @@ TEST_CASE("gguf: stream misuse throws and leaves no file behind", "[gguf]") {
       s.write_tensor("first", first);
     }
     CHECK_FALSE(fs::exists(path));
-    CHECK_FALSE(fs::exists(path + atomic_file::temp_suffix));
+    CHECK_FALSE(fs::exists(atomic_file::temp_path_for(path)));
   }
   SECTION("append outside a tensor, finish twice") {
     const std::string path = tmp_path("err_append.gguf");

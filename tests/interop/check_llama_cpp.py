@@ -32,6 +32,28 @@ def log_softmax_rows(logits):
     return logits - m - np.log(np.exp(logits - m).sum(axis=1, keepdims=True))
 
 
+def perplexity(llm, fixtures, max_docs):
+    """The fixture protocol: first 512 tokens per eval text, BOS as the model adds it, docs with
+    fewer than 2 tokens skipped, exp(total NLL / predicted tokens)."""
+    total_nll, predicted, docs = 0.0, 0, 0
+    with open(os.path.join(fixtures, "data", "eval.jsonl"), encoding="utf-8") as f:
+        for line in f:
+            text = json.loads(line)["text"]
+            ids = llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)[:512]
+            if len(ids) < 2:
+                continue
+            llm.reset()
+            llm.eval(ids)
+            logits = np.asarray(llm.scores[: len(ids)], dtype=np.float64)
+            lp = log_softmax_rows(logits[:-1])
+            total_nll -= float(lp[np.arange(len(ids) - 1), ids[1:]].sum())
+            predicted += len(ids) - 1
+            docs += 1
+            if max_docs and docs >= max_docs:
+                break
+    return math.exp(total_nll / predicted), docs, predicted
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--qforge", required=True)
@@ -40,6 +62,9 @@ def main():
     ap.add_argument("--model", required=True)
     ap.add_argument("--type", default="f16")
     ap.add_argument("--max-docs", type=int, default=0, help="0: every eval document")
+    ap.add_argument("--against-llama-quantize", type=int, default=0, metavar="FTYPE",
+                    help="also quantize our F16 GGUF with llama.cpp's quantizer (llama_ftype id) and "
+                         "require the same file and the same perplexity")
     a = ap.parse_args()
     try:
         import llama_cpp
@@ -50,8 +75,17 @@ def main():
     model_dir = os.path.join(a.fixtures, "models", a.model)
     os.makedirs(a.tmp, exist_ok=True)
     out = os.path.join(a.tmp, f"{a.model}-{a.type}-llamacpp.gguf")
-    subprocess.run([a.qforge, "gguf", model_dir, "-o", out, "--type", a.type, "--quiet"], check=True,
-                   stdout=subprocess.DEVNULL)
+    f16 = os.path.join(a.tmp, f"{a.model}-f16-for-llama-quantize.gguf")
+    if a.against_llama_quantize:
+        # The llama-quantize route: F16 GGUF first, then `qforge quantize`, as a user swapping
+        # llama-quantize for qforge would run it.
+        subprocess.run([a.qforge, "gguf", model_dir, "-o", f16, "--type", "f16", "--quiet"], check=True,
+                       stdout=subprocess.DEVNULL)
+        subprocess.run([a.qforge, "quantize", f16, out, a.type, "--quiet"], check=True,
+                       stdout=subprocess.DEVNULL)
+    else:
+        subprocess.run([a.qforge, "gguf", model_dir, "-o", out, "--type", a.type, "--quiet"], check=True,
+                       stdout=subprocess.DEVNULL)
     llm = llama_cpp.Llama(model_path=out, n_ctx=512, n_batch=512, logits_all=True, verbose=False,
                           n_threads=os.cpu_count())
 
@@ -70,29 +104,30 @@ def main():
     print(f"{a.model}: {len(lines) - len(problems) - len(nfc_only)}/{len(lines)} golden texts tokenized "
           f"identically by llama.cpp; differing only because llama.cpp skips NFC: lines {nfc_only}")
 
-    total_nll, predicted, docs = 0.0, 0, 0
-    with open(os.path.join(a.fixtures, "data", "eval.jsonl"), encoding="utf-8") as f:
-        for line in f:
-            text = json.loads(line)["text"]
-            ids = llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)[:512]
-            if len(ids) < 2:
-                continue
-            llm.reset()
-            llm.eval(ids)
-            logits = np.asarray(llm.scores[: len(ids)], dtype=np.float64)
-            lp = log_softmax_rows(logits[:-1])
-            total_nll -= float(lp[np.arange(len(ids) - 1), ids[1:]].sum())
-            predicted += len(ids) - 1
-            docs += 1
-            if a.max_docs and docs >= a.max_docs:
-                break
-    ppl = math.exp(total_nll / predicted)
+    ppl, docs, predicted = perplexity(llm, a.fixtures, a.max_docs)
     ref = reference_from_readme(a.fixtures, a.model)
     rel = (ppl - ref) / ref
     print(f"{a.model} {a.type}: llama.cpp perplexity {ppl:.4f} over {docs} docs / {predicted} tokens; "
           f"HF float32 reference {ref:.4f}; difference {100 * rel:+.3f} %")
-    if not a.max_docs and abs(rel) > 0.005:
+    if not a.max_docs and a.type in ("f16", "bf16", "f32") and abs(rel) > 0.005:
         problems.append(f"perplexity {ppl:.4f} is not within 0.5 % of {ref}")
+    if a.against_llama_quantize:
+        theirs = os.path.join(a.tmp, f"{a.model}-{a.type}-llama-quantize.gguf")
+        import ctypes
+        params = llama_cpp.llama_model_quantize_default_params()
+        params.ftype = a.against_llama_quantize
+        params.nthread = os.cpu_count()
+        if llama_cpp.llama_model_quantize(f16.encode(), theirs.encode(), ctypes.byref(params)) != 0:
+            problems.append("llama_model_quantize failed")
+        else:
+            same_file = open(out, "rb").read() == open(theirs, "rb").read()
+            other = llama_cpp.Llama(model_path=theirs, n_ctx=512, n_batch=512, logits_all=True,
+                                    verbose=False, n_threads=os.cpu_count())
+            their_ppl, _, _ = perplexity(other, a.fixtures, a.max_docs)
+            print(f"llama-quantize (ftype {a.against_llama_quantize}) of our F16 GGUF: perplexity "
+                  f"{their_ppl:.4f}; files {'identical' if same_file else 'DIFFER'}")
+            if not same_file or their_ppl != ppl:
+                problems.append(f"qforge {a.type} differs from llama-quantize's output")
     for p in problems:
         print("FAIL", p)
     sys.exit(1 if problems else 0)

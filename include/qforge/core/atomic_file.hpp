@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
-// Atomic output: bytes go to "<final>.qforge.tmp" next to the final path and are renamed over it only
-// after a successful flush + fsync, so an interrupted run leaves either nothing or the previous
-// complete artefact under the final name. The temporary name is fixed (not random) so a killed run's
-// leftover is recognisable and the next run over the same output replaces it.
+// Atomic output: bytes go to "<final>.<pid>.qforge.tmp" next to the final path and are renamed over
+// it only after a successful flush + fsync, so an interrupted run leaves either nothing or the
+// previous complete artefact under the final name. The process id keeps two processes writing the
+// same output from renaming each other's half-written file (the last complete one wins); the
+// ".qforge.tmp" ending makes a killed run's leftover recognisable.
 #pragma once
 #include <fcntl.h>
 #include <unistd.h>
@@ -23,8 +24,13 @@ class atomic_file {
  public:
   static constexpr const char* temp_suffix = ".qforge.tmp";
 
+  // The temporary path this process uses for `final_path`.
+  static std::string temp_path_for(const std::string& final_path) {
+    return final_path + "." + std::to_string(::getpid()) + temp_suffix;
+  }
+
   explicit atomic_file(std::string final_path, std::size_t buffer_bytes = std::size_t{8} << 20)
-      : final_(std::move(final_path)), temp_(final_ + temp_suffix) {
+      : final_(std::move(final_path)), temp_(temp_path_for(final_)) {
     fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd_ < 0) throw error(error::kind::io, temp_, cat("cannot create: ", std::strerror(errno)));
     buffer_.reserve(buffer_bytes);

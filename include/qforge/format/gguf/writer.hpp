@@ -191,7 +191,7 @@ class writer {
   }
   [[nodiscard]] std::uint64_t alignment() const noexcept { return alignment_; }
 
-  // Creates "<path>.qforge.tmp" and writes the header; the stream then takes the tensor data.
+  // Creates "<path>.<pid>.qforge.tmp" and writes the header; the stream then takes the tensor data.
   // Later changes to this writer do not affect an open stream.
   [[nodiscard]] stream open(const std::string& path) const;
 
