@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 namespace qforge::cli {
+void register_awq(CLI::App& app);
 void register_eval(CLI::App& app);
 void register_gguf(CLI::App& app);
 void register_inspect(CLI::App& app);

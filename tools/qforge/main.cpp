@@ -9,6 +9,7 @@ int main(int argc, char** argv) {
   CLI::App app{"qforge: turn a Hugging Face checkpoint into GGUF / AWQ deployment artefacts"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "qforge 0.1.0");
+  qforge::cli::register_awq(app);
   qforge::cli::register_eval(app);
   qforge::cli::register_gguf(app);
   qforge::cli::register_inspect(app);

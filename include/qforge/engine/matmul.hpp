@@ -18,6 +18,7 @@
 #include "qforge/core/error.hpp"
 #include "qforge/engine/kernels.hpp"
 #include "qforge/engine/thread_pool.hpp"
+#include "qforge/quant/awq/matmul.hpp"
 #include "qforge/quant/types.hpp"
 
 namespace qforge::engine {
@@ -27,6 +28,9 @@ struct matrix {
   std::size_t rows = 0, cols = 0;
   std::size_t row_bytes = 0;
   const std::byte* data = nullptr;  // rows * row_bytes bytes; blocks aligned as their struct needs
+  // Set for a linear stored in AutoAWQ's GEMM layout (engine/awq_weights.hpp): matmul() then reads
+  // it through quant/awq/matmul.hpp and ignores type / data.
+  quant::awq::gemm_view awq{};  // awq.qweight != nullptr marks it
 
   [[nodiscard]] const std::byte* row(std::size_t r) const noexcept { return data + r * row_bytes; }
   [[nodiscard]] std::size_t bytes() const noexcept { return rows * row_bytes; }
@@ -94,6 +98,19 @@ inline void matmul(const matrix& w, const float* x, std::size_t ldx, std::size_t
                    std::size_t ldy, thread_pool& pool) {
   const ops& k = cpu_ops();
   const std::size_t n = w.cols;
+  if (w.awq.qweight != nullptr) {
+    const quant::awq::gemm_view& a = w.awq;
+    pool.parallel_for(a.packs(), 2, [&](std::size_t b, std::size_t e) {
+      if (tokens == 1) return quant::awq::gemv_packs(a, x, y, b, e);
+      float* buf = detail::scratch(16 * n).data();
+      for (std::size_t p = b; p < e; p += 2) {
+        const std::size_t np = std::min<std::size_t>(2, e - p);
+        quant::awq::decode_rows(a, p, p + np, buf);
+        k.gemm(buf, n, 8 * np, x, ldx, tokens, n, y + 8 * p, ldy);
+      }
+    });
+    return;
+  }
   if (tokens == 1) {
     float (*dot)(const std::byte*, const float*, std::size_t) noexcept = nullptr;
     switch (w.type) {

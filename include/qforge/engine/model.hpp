@@ -13,6 +13,7 @@
 
 #include "qforge/core/error.hpp"
 #include "qforge/engine/config.hpp"
+#include "qforge/engine/awq_weights.hpp"
 #include "qforge/engine/matmul.hpp"
 #include "qforge/format/gguf/reader.hpp"
 #include "qforge/format/hf/config.hpp"
@@ -47,6 +48,9 @@ class model {
     m.path_ = dir;
     const auto& c = m.cfg_;
     const auto mat = [&](const std::string& name, std::size_t rows, std::size_t cols) {
+      if (const std::string base = name.substr(0, name.size() - 7);
+          !ckpt->contains(name) && name.ends_with(".weight") && is_awq_linear(*ckpt, base))
+        return awq_matrix(*ckpt, base, rows, cols);  // an AWQ checkpoint's quantized linear
       const auto v = ckpt->view(name);
       const auto shape = v.shape();
       if (shape.size() != 2 || shape[0] != rows || shape[1] != cols)

@@ -1,0 +1,294 @@
+// SPDX-License-Identifier: MIT
+// The machinery of AWQ's per-block search (awq/quantize_model.hpp drives it): options and
+// per-group reports, loading a linear from the checkpoint as fp16-valued floats, input
+// covariances (full, or their diagonal group blocks rescaled for scaled inputs), a candidate's
+// fake-quantized linear Q(clip(W * s)) / s, the exact output loss of a linear from its input
+// covariance (mean over output rows of d^T C d), folding scales into norms and linears, and the
+// candidate loop that keeps the lowest loss among those whose folding stays inside fp16.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "qforge/awq/block.hpp"
+#include "qforge/core/fp16.hpp"
+#include "qforge/engine/matmul.hpp"
+#include "qforge/format/safetensors/reader.hpp"
+#include "qforge/quant/awq/search.hpp"
+
+namespace qforge::awq {
+
+struct awq_options {
+  std::size_t group = 128;
+  int grid = 20;                     // ratios a = i / grid, i = 0 .. grid - 1
+  bool rtn_candidate = true;         // s = 1 competes with the grid
+  bool clip = true;
+  bool clip_in_search = true;        // judge each scale candidate with its clipping applied
+  bool skip_first_token = false;     // leave each sequence's first token out of statistics / losses
+  bool block_loss = true;            // judge q/k/v scales on the block output, not attention's
+  bool propagate_quantized = true;   // false: the unquantized block output, as AutoAWQ
+  std::uint64_t max_shard_bytes = std::uint64_t{5} << 30;
+  bool overwrite = false;
+  // Called at the start of each block and when it is done (i = block index, done = finished).
+  std::function<void(std::size_t i, std::size_t n, bool done)> progress;
+};
+
+struct group_report {
+  float alpha = -1;       // chosen ratio; -1: s = 1 (round-to-nearest) won
+  double loss = 0;        // MSE of the inspected output at the chosen scales
+  double loss_rtn = 0;    // ... with s = 1
+  bool searched = false;  // false: the group was not scaled (o under GQA)
+};
+
+struct block_report {
+  group_report qkv, o, gate_up, down;
+  double seconds = 0;
+};
+
+struct awq_result {
+  std::vector<block_report> blocks;
+  std::size_t tokens = 0;
+  double seconds = 0;
+};
+
+namespace detail {
+
+inline linear_f32 load_linear(const format::safetensors::checkpoint& c, const std::string& base,
+                              std::size_t out, std::size_t in) {
+  const auto v = c.view(base + ".weight");
+  const auto s = v.shape();
+  if (s.size() != 2 || s[0] != out || s[1] != in)
+    throw error(error::kind::format, c.path(),
+                cat("tensor '", base, ".weight': shape ", format::safetensors::detail::shape_string(s),
+                    ", expected [", out, ", ", in, "]"));
+  linear_f32 l;
+  l.out = out, l.in = in;
+  l.w = v.to_f32();
+  if (c.contains(base + ".bias")) l.bias = c.view(base + ".bias").to_f32();
+  // The search runs on the fp16 model AutoAWQ would see (a BF16 source is rounded once here).
+  for (auto& x : l.w) x = quant::awq::half(x);
+  return l;
+}
+
+inline double mse(const float* a, const float* b, std::size_t n) {
+  double s = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double d = static_cast<double>(a[i]) - b[i];
+    s += d * d;
+  }
+  return s / static_cast<double>(n);
+}
+
+// x [rows, n] -> [n, rows].
+inline std::vector<float> transpose(const float* x, std::size_t rows, std::size_t n,
+                                    engine::thread_pool& pool) {
+  std::vector<float> t(n * rows);
+  pool.parallel_for(n, 8, [&](std::size_t b, std::size_t e) {
+    for (std::size_t c = b; c < e; ++c)
+      for (std::size_t r = 0; r < rows; ++r) t[c * rows + r] = x[r * n + c];
+  });
+  return t;
+}
+
+// C = X^T X / rows for x [rows, n]: the full [n, n] matrix.
+inline std::vector<float> covariance(const float* x, std::size_t rows, std::size_t n,
+                                     engine::thread_pool& pool) {
+  const auto xt = transpose(x, rows, n, pool);
+  std::vector<float> c(n * n);
+  const engine::matrix m{quant::qtype::f32, n, rows, rows * sizeof(float),
+                         reinterpret_cast<const std::byte*>(xt.data())};
+  engine::matmul(m, xt.data(), rows, n, c.data(), n, pool);
+  const float inv = 1.0f / static_cast<float>(rows);
+  for (auto& v : c) v *= inv;
+  return c;
+}
+
+// The diagonal [group, group] blocks of the covariance of x * diag(1 / s).
+inline std::vector<float> group_covariance(const float* x, std::size_t rows, std::size_t n,
+                                           std::size_t group, const std::vector<float>& s,
+                                           engine::thread_pool& pool) {
+  auto xt = transpose(x, rows, n, pool);
+  for (std::size_t c = 0; c < n; ++c)
+    for (std::size_t r = 0; r < rows; ++r) xt[c * rows + r] /= s[c];
+  std::vector<float> cov(n * group);
+  for (std::size_t g = 0; g < n / group; ++g) {
+    const float* base = xt.data() + g * group * rows;
+    const engine::matrix m{quant::qtype::f32, group, rows, rows * sizeof(float),
+                           reinterpret_cast<const std::byte*>(base)};
+    engine::matmul(m, base, rows, group, cov.data() + g * group * group, group, pool);
+  }
+  const float inv = 1.0f / static_cast<float>(rows);
+  for (auto& v : cov) v *= inv;
+  return cov;
+}
+
+// Diagonal blocks of a full covariance, rescaled by 1 / (s_a s_b).
+inline std::vector<float> blocks_of(const std::vector<float>& c, std::size_t n, std::size_t group,
+                                    const std::vector<float>& s) {
+  std::vector<float> cov(n * group);
+  for (std::size_t g = 0; g < n / group; ++g)
+    for (std::size_t a = 0; a < group; ++a)
+      for (std::size_t b = 0; b < group; ++b) {
+        const std::size_t i = g * group + a, j = g * group + b;
+        cov[g * group * group + a * group + b] = c[i * n + j] / (s[i] * s[j]);
+      }
+  return cov;
+}
+
+// Diagonal [group, group] blocks of x's covariance rescaled for the input x * diag(1 / s).
+inline std::vector<float> rescale_blocks(const std::vector<float>& blocks, std::size_t n,
+                                         std::size_t group, const std::vector<float>& s) {
+  std::vector<float> out(blocks.size());
+  for (std::size_t g = 0; g < n / group; ++g)
+    for (std::size_t a = 0; a < group; ++a)
+      for (std::size_t b = 0; b < group; ++b)
+        out[g * group * group + a * group + b] = blocks[g * group * group + a * group + b] /
+                                                 (s[g * group + a] * s[g * group + b]);
+  return out;
+}
+
+// The linear as the candidate s would leave it, back in the unscaled basis:
+// Q(clip(half(W * s))) / s, clipped with `cov` (blocks for the scaled input) when given.
+inline linear_f32 fake_quant(const linear_f32& l, const std::vector<float>& s, std::size_t group,
+                             engine::thread_pool& pool, const std::vector<float>* cov = nullptr) {
+  linear_f32 q;
+  q.out = l.out, q.in = l.in, q.bias = l.bias;
+  q.w.resize(l.w.size());
+  const engine::ops& k = engine::cpu_ops();
+  const auto dot = [&](const float* a, const float* b, std::size_t n) {
+    return k.dot_f32(reinterpret_cast<const std::byte*>(a), b, n);
+  };
+  pool.parallel_for(l.out, 4, [&](std::size_t b, std::size_t e) {
+    if (cov == nullptr)
+      return quant::awq::fake_quantize_scaled(l.w.data(), l.in, group, s.data(), q.w.data(), b, e);
+    for (std::size_t r = b; r < e; ++r) {
+      float* d = q.w.data() + r * l.in;
+      for (std::size_t c = 0; c < l.in; ++c) d[c] = quant::awq::half(l.w[r * l.in + c] * s[c]);
+      quant::awq::clip_row(d, l.in, group, cov->data(), dot);
+      quant::awq::fake_quantize_row(d, l.in, group);
+      for (std::size_t c = 0; c < l.in; ++c) d[c] /= s[c];
+    }
+  });
+  return q;
+}
+
+// Whether scaling by s keeps every folded value inside fp16: weights * s, and `divided` / s (the
+// previous norm weight, or the previous linear's rows).
+inline bool fits_fp16(std::span<const linear_f32* const> ls, const std::vector<float>& s,
+                      std::span<const float> divided_rows, bool rows_are_vector) {
+  constexpr float lim = 65000.0f;
+  for (const auto* l : ls)
+    for (std::size_t r = 0; r < l->out; ++r)
+      for (std::size_t k = 0; k < l->in; ++k)
+        if (!(std::fabs(l->w[r * l->in + k] * s[k]) < lim)) return false;
+  if (rows_are_vector) {
+    for (std::size_t k = 0; k < s.size(); ++k)
+      if (!(std::fabs(divided_rows[k] / s[k]) < lim)) return false;
+  } else {
+    const std::size_t in = divided_rows.size() / s.size();
+    for (std::size_t r = 0; r < s.size(); ++r)
+      for (std::size_t k = 0; k < in; ++k)
+        if (!(std::fabs(divided_rows[r * in + k] / s[r]) < lim)) return false;
+  }
+  return true;
+}
+
+// The candidate list: the grid of ratios, then s = 1.
+struct candidate {
+  float alpha;
+  std::vector<float> s;
+};
+inline std::vector<candidate> candidates(const std::vector<float>& xm, const std::vector<float>& wm,
+                                         const awq_options& o) {
+  std::vector<candidate> c;
+  for (int i = 0; i < o.grid; ++i) {
+    const float a = static_cast<float>(i) / static_cast<float>(o.grid);
+    c.push_back({a, quant::awq::candidate_scales(xm, wm, a)});
+  }
+  if (o.rtn_candidate || c.empty()) c.push_back({-1.0f, std::vector<float>(xm.size(), 1.0f)});
+  return c;
+}
+
+// Runs loss(candidate) for every candidate whose folding fits fp16 and returns the best scales.
+template <class Loss, class Fits>
+std::vector<float> pick(const std::vector<candidate>& cands, Loss&& loss, Fits&& fits,
+                        group_report& rep) {
+  double best = INFINITY;
+  std::vector<float> best_s(cands.front().s.size(), 1.0f);
+  rep.searched = true;
+  for (const auto& c : cands) {
+    if (!fits(c.s)) continue;
+    const double l = loss(c.s);
+    if (c.alpha < 0) rep.loss_rtn = l;
+    if (l < best) {
+      best = l;
+      best_s = c.s;
+      rep.alpha = c.alpha;
+    }
+  }
+  rep.loss = std::isfinite(best) ? best : 0.0;
+  return best_s;
+}
+
+// MSE of x W'^T against x W^T from the input covariance: mean over rows of d^T C d, d = W' - W.
+inline double linear_loss(const linear_f32& w, const linear_f32& wq, const std::vector<float>& cov,
+                          engine::thread_pool& pool) {
+  const std::size_t in = w.in, out = w.out;
+  std::vector<float> d(out * in), m(out * in);
+  for (std::size_t i = 0; i < d.size(); ++i) d[i] = wq.w[i] - w.w[i];
+  const engine::matrix c{quant::qtype::f32, in, in, in * sizeof(float),
+                         reinterpret_cast<const std::byte*>(cov.data())};
+  engine::matmul(c, d.data(), in, out, m.data(), in, pool);
+  double s = 0;
+  for (std::size_t i = 0; i < d.size(); ++i) s += static_cast<double>(m[i]) * d[i];
+  return s / static_cast<double>(out);
+}
+
+inline void scale_cols(linear_f32& l, const std::vector<float>& s) {
+  for (std::size_t r = 0; r < l.out; ++r)
+    for (std::size_t k = 0; k < l.in; ++k)
+      l.w[r * l.in + k] = quant::awq::half(l.w[r * l.in + k] * s[k]);
+}
+inline void divide_rows(linear_f32& l, const std::vector<float>& s) {
+  for (std::size_t r = 0; r < l.out; ++r) {
+    for (std::size_t k = 0; k < l.in; ++k)
+      l.w[r * l.in + k] = quant::awq::half(l.w[r * l.in + k] / s[r]);
+    if (!l.bias.empty()) l.bias[r] /= s[r];
+  }
+}
+inline void divide_vec(std::vector<float>& v, const std::vector<float>& s) {
+  for (std::size_t i = 0; i < v.size(); ++i) v[i] = quant::awq::half(v[i] / s[i]);
+}
+
+inline void clip_linear(linear_f32& l, const std::vector<float>& cov, std::size_t group,
+                        engine::thread_pool& pool) {
+  const engine::ops& k = engine::cpu_ops();
+  const auto dot = [&](const float* a, const float* b, std::size_t n) {
+    return k.dot_f32(reinterpret_cast<const std::byte*>(a), b, n);
+  };
+  pool.parallel_for(l.out, 1, [&](std::size_t b, std::size_t e) {
+    for (std::size_t r = b; r < e; ++r)
+      quant::awq::clip_row(l.w.data() + r * l.in, l.in, group, cov.data(), dot);
+  });
+}
+
+inline std::vector<std::byte> f16_bytes(std::span<const float> v, const std::string& name) {
+  std::vector<std::byte> b(v.size() * 2);
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (!(std::fabs(v[i]) <= 65504.0f))
+      throw error(error::kind::unsupported,
+                  cat("tensor '", name, "': value ", v[i], " does not fit in fp16"));
+    const std::uint16_t h = fp32_to_fp16(v[i]);
+    std::memcpy(b.data() + 2 * i, &h, 2);
+  }
+  return b;
+}
+
+}  // namespace detail
+
+}  // namespace qforge::awq

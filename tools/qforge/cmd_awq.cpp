@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: MIT
+// qforge awq MODEL_DIR --calib FILE -o OUT_DIR [--group 128] [--samples 128] [--max-seq-len 2048]
+// [--block-len N] [--threads N]: activation-aware 4-bit quantization into an AutoAWQ GEMM
+// checkpoint (awq/quantize_model.hpp). The calibration prompts' token-length distribution and any
+// warning about it go to stderr before the work starts, then one progress line per block.
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "commands.hpp"
+#include "progress.hpp"
+#include "qforge/awq/quantize_model.hpp"
+#include "qforge/tokenize/tokenizer.hpp"
+
+namespace qforge::cli {
+
+namespace {
+
+struct awq_args {
+  std::string model, calib, out;
+  std::size_t group = 128, samples = 128, max_seq_len = 2048, block_len = 0;
+  int threads = 0;
+  bool quiet = false, force = false, propagate_fp = false, no_rtn = false, no_clip = false,
+       rtn = false, no_cis = false, skip_first = false, attn_loss = false;
+  int grid = 20;
+};
+
+void run_awq(const awq_args& a) {
+  engine::thread_pool pool(a.threads);
+  const tokenize::tokenizer tok(a.model);
+  const auto prompts = awq::read_calibration_prompts(a.calib);
+  awq::calibration_options co;
+  co.samples = a.samples;
+  co.max_seq_len = a.max_seq_len;
+  co.block_len = a.block_len;
+  const auto calib = awq::build_calibration(prompts, tok, co, static_cast<unsigned>(pool.size()));
+  const auto& s = calib.prompt_lengths;
+  std::fprintf(stderr,
+               "calibration: %zu of %zu prompts, tokens per prompt min %zu / median %zu / p90 %zu "
+               "/ max %zu, %zu truncated; %zu sequences, %zu tokens\n",
+               calib.prompts, calib.lines, s.min, s.median, s.p90, s.max, calib.truncated,
+               calib.sequences.size(), calib.tokens());
+  for (const auto& w : calib.warnings) std::fprintf(stderr, "qforge: warning: %s\n", w.c_str());
+
+  awq::awq_options o;
+  o.group = a.group;
+  o.propagate_quantized = !a.propagate_fp;
+  o.rtn_candidate = !a.no_rtn;
+  o.clip = !a.no_clip && !a.rtn;
+  o.clip_in_search = !a.no_cis;
+  o.skip_first_token = a.skip_first;
+  o.block_loss = !a.attn_loss;
+  o.grid = a.rtn ? 0 : a.grid;
+  if (a.rtn) o.rtn_candidate = true;
+  o.overwrite = a.force;
+  progress bar(!a.quiet);
+  o.progress = [&](std::size_t i, std::size_t n, bool done) {
+    if (done) bar.step(i + 1, n, cat("layer ", i + 1, "/", n));
+  };
+  const auto r = awq::quantize_model(a.model, calib, a.out, o, pool);
+  const auto alpha = [](const awq::group_report& g) {
+    if (!g.searched) return std::string("  -  ");
+    if (g.alpha < 0) return std::string(" rtn ");
+    char b[16];
+    std::snprintf(b, sizeof b, "%.2f ", g.alpha);
+    return std::string(b);
+  };
+  std::printf("layer  ratio qkv / o / gate-up / down   loss vs rtn (qkv, gate-up)   seconds\n");
+  for (std::size_t i = 0; i < r.blocks.size(); ++i) {
+    const auto& b = r.blocks[i];
+    std::printf("%5zu  %s %s %s %s  %.3g / %.3g, %.3g / %.3g  %.2f\n", i, alpha(b.qkv).c_str(),
+                alpha(b.o).c_str(), alpha(b.gate_up).c_str(), alpha(b.down).c_str(), b.qkv.loss,
+                b.qkv.loss_rtn, b.gate_up.loss, b.gate_up.loss_rtn, b.seconds);
+  }
+  std::printf("%s: AWQ w4 g%zu, %zu calibration tokens, %.2f s\n", a.out.c_str(), a.group,
+              r.tokens, r.seconds);
+}
+
+}  // namespace
+
+void register_awq(CLI::App& app) {
+  auto a = std::make_shared<awq_args>();
+  auto* cmd = app.add_subcommand(
+      "awq", "Activation-aware 4-bit quantization into an AutoAWQ GEMM checkpoint (vLLM, "
+             "transformers)");
+  cmd->add_option("model", a->model, "HF checkpoint folder (F16 / BF16 / F32)")->required();
+  cmd->add_option("--calib", a->calib,
+                  "JSON lines of {\"instruction\", \"input\"} or {\"text\"} prompts")
+      ->required();
+  cmd->add_option("-o,--out", a->out, "Output folder (written atomically)")->required();
+  cmd->add_option("--group", a->group, "Quantization group size")
+      ->check(CLI::IsMember({32, 64, 128}))
+      ->capture_default_str();
+  cmd->add_option("--samples", a->samples, "Calibration prompts used (the first N)")
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
+  cmd->add_option("--max-seq-len", a->max_seq_len, "Longer prompts are truncated")
+      ->check(CLI::Range(2, 1 << 20))
+      ->capture_default_str();
+  cmd->add_option("--block-len", a->block_len,
+                  "Concatenate prompts and cut N-token blocks (AutoAWQ's way; 0: whole prompts)")
+      ->capture_default_str();
+  cmd->add_option("-j,--threads", a->threads, "Worker threads (0: all cores)");
+  cmd->add_flag("--propagate-fp", a->propagate_fp,
+                "Feed the unquantized block output to the next block (AutoAWQ) instead of the "
+                "quantized one");
+  cmd->add_flag("--no-rtn-fallback", a->no_rtn, "Do not let s = 1 compete with the scale grid");
+  cmd->add_flag("--no-clip", a->no_clip, "Skip the clipping search");
+  cmd->add_flag("--no-clip-in-search", a->no_cis,
+                "Judge scale candidates without their clipping (AutoAWQ's order)");
+  cmd->add_option("--grid", a->grid, "Scale ratios searched (AutoAWQ: 20; 0: no scaling, clipping only)")
+      ->check(CLI::Range(0, 1000))
+      ->capture_default_str();
+  cmd->add_flag("--rtn", a->rtn,
+                "Plain round-to-nearest (no scales, no clipping): the baseline, same format");
+  cmd->add_flag("--skip-first-token", a->skip_first,
+                "Leave each sequence's first token (BOS) out of the statistics and losses");
+  cmd->add_flag("--attn-loss", a->attn_loss,
+                "Judge q/k/v scale candidates on the attention output (AutoAWQ) rather than on "
+                "the whole block output");
+  cmd->add_flag("--force", a->force, "Replace an existing output folder");
+  cmd->add_flag("-q,--quiet", a->quiet, "No progress on stderr");
+  cmd->callback([a] { run_awq(*a); });
+}
+
+}  // namespace qforge::cli
