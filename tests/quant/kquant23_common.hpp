@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
-// Shared checks of the Q2_K and Q3_K tests (tests/quant/q2_k_test.cpp, q3_k_test.cpp), written once
-// over the family type: ggml's golden bytes and floats for the reference, every compiled CPU backend
-// and encode_rows; every backend against the reference on generated data (with and without
-// importance weights, non-finite values included) and on small-llama weights; round-trip error.
+// Shared checks of the K-quant tests (tests/quant/q{2,3,4,5,6}_k_test.cpp), written once over the
+// family type: ggml's golden bytes and floats for the reference, every compiled CPU backend and
+// encode_rows; every backend against the reference on generated data (with and without importance
+// weights, non-finite values included), on every SIMD tail length and on small-llama weights;
+// round-trip error, per element for the scale+min types Q4_K and Q5_K.
 #pragma once
 #include <catch2/catch.hpp>
 
@@ -13,7 +14,9 @@
 #include <vector>
 
 #include "qforge/backend/dispatch.hpp"
+#include "qforge/core/fp16.hpp"
 #include "qforge/format/safetensors/reader.hpp"
+#include "qforge/quant/detail/scale_search.hpp"
 #include "qforge/quant/encode.hpp"
 #include "quant/testdata.hpp"
 
@@ -262,6 +265,53 @@ void check_real(double max_rel_rms) {
     CHECK(e_plain < max_rel_rms);
     CHECK(e_w_weighted < e_w_plain);
   }
+}
+
+// A row of n super-blocks, plain and weighted: the SIMD bodies group super-blocks by lane count, so
+// 1..33 blocks cover partial groups of 4, 8 and 16 lanes.
+template <class Family>
+void check_superblock_tails() {
+  using C = codec<Family>;
+  using block = typename Family::block;
+  for (std::size_t nb = 1; nb <= 33; nb += (nb < 18 ? 1 : 5)) {
+    const std::size_t cols = 256 * nb;
+    const auto x = testdata::weights(2, cols, nb);
+    const auto w = imatrix_for(cols, nb);
+    const auto plain = C::encode(nullptr, x, cols, {}), weighted = C::encode(nullptr, x, cols, w);
+    for (const auto* b : runnable_cpu()) {
+      INFO(b->name() << ": " << nb << " super-blocks per row");
+      CHECK(diff<block>(C::encode(b->kernels(), x, cols, {}), plain) == "");
+      CHECK(diff<block>(C::encode(b->kernels(), x, cols, w), weighted) == "");
+    }
+  }
+}
+
+// Q4_K / Q5_K (levels 0..max_level, 6-bit scale and min per 32 weights): with d, dmin and the codes
+// fixed, each weight is rounded to the nearest level, so the error of an unclamped weight is at most
+// half of d*sc (plus float rounding).
+template <class Family>
+void check_half_step_scale_min(int max_level) {
+  const auto x = testdata::generate(testdata::kind::normal, 8, 512, 3);
+  std::vector<typename Family::block> y(x.size() / 256);
+  Family::encode_ref(x, y, nullptr);
+  std::vector<float> back(x.size());
+  Family::decode_ref(y, back);
+  int clamped = 0, checked = 0;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const auto& b = y[i / 256];
+    std::uint8_t sc, m;
+    quant::detail::get_scale_min_k4(static_cast<int>(i % 256 / 32), b.scales, &sc, &m);
+    const float step = fp16_to_fp32(b.d) * sc;
+    const float lo = -fp16_to_fp32(b.dmin) * m, hi = lo + static_cast<float>(max_level) * step;
+    if (x[i] < lo || x[i] > hi) {
+      ++clamped;
+      continue;
+    }
+    ++checked;
+    CHECK(std::fabs(back[i] - x[i]) <= 0.5f * step * 1.0001f + 1e-7f);
+  }
+  CHECK(checked > 3800);
+  CHECK(clamped < 250);  // the 6-bit mins and scales round, so a few edge weights fall outside
 }
 
 }  // namespace qforge::kq23

@@ -29,46 +29,11 @@ TEST_CASE("q4_k: each backend writes the reference bytes on small-llama weights"
 }
 
 TEST_CASE("q4_k: odd super-block counts per row exercise every SIMD tail", "[q4_k][backend]") {
-  // A row of n super-blocks with weights: the SIMD bodies group super-blocks by lane count, so
-  // 1..33 blocks cover partial groups of 4, 8 and 16 lanes.
-  using C = kq23::codec<fam>;
-  for (std::size_t nb = 1; nb <= 33; nb += (nb < 18 ? 1 : 5)) {
-    const std::size_t cols = 256 * nb;
-    const auto x = testdata::weights(2, cols, nb);
-    const auto w = kq23::imatrix_for(cols, nb);
-    const auto plain = C::encode(nullptr, x, cols, {}), weighted = C::encode(nullptr, x, cols, w);
-    for (const auto* b : kq23::runnable_cpu()) {
-      INFO(b->name() << ": " << nb << " super-blocks per row");
-      CHECK(kq23::diff<quant::block_q4_k>(C::encode(b->kernels(), x, cols, {}), plain) == "");
-      CHECK(kq23::diff<quant::block_q4_k>(C::encode(b->kernels(), x, cols, w), weighted) == "");
-    }
-  }
+  kq23::check_superblock_tails<fam>();
 }
 
 TEST_CASE("q4_k: decoded weights sit within half a step of the input", "[q4_k][scalar]") {
-  // With d, dmin and the 6-bit codes fixed, each weight is rounded to the nearest level, so the
-  // error of an unclamped weight is at most half of d*sc (plus float rounding).
-  const auto x = testdata::generate(testdata::kind::normal, 8, 512, 3);
-  std::vector<quant::block_q4_k> y(x.size() / 256);
-  quant::q4_k::encode_ref(x, y);
-  std::vector<float> back(x.size());
-  quant::q4_k::decode_ref(y, back);
-  int clamped = 0, checked = 0;
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    const auto& b = y[i / 256];
-    std::uint8_t sc, m;
-    quant::detail::get_scale_min_k4(static_cast<int>(i % 256 / 32), b.scales, &sc, &m);
-    const float step = fp16_to_fp32(b.d) * sc;
-    const float lo = -fp16_to_fp32(b.dmin) * m, hi = lo + 15 * step;
-    if (x[i] < lo || x[i] > hi) {
-      ++clamped;
-      continue;
-    }
-    ++checked;
-    CHECK(std::fabs(back[i] - x[i]) <= 0.5f * step * 1.0001f + 1e-7f);
-  }
-  CHECK(checked > 3800);
-  CHECK(clamped < 250);  // the 6-bit mins and scales round, so a few edge weights fall outside
+  kq23::check_half_step_scale_min<fam>(15);
 }
 
 TEST_CASE("scale_search: nearest_int ties to even and the 6-bit scale packing round trips",

@@ -28,18 +28,7 @@ TEST_CASE("q6_k: each backend writes the reference bytes on small-llama weights"
 }
 
 TEST_CASE("q6_k: odd super-block counts per row exercise every SIMD tail", "[q6_k][backend]") {
-  using C = kq23::codec<fam>;
-  for (std::size_t nb = 1; nb <= 33; nb += (nb < 18 ? 1 : 5)) {
-    const std::size_t cols = 256 * nb;
-    const auto x = testdata::weights(2, cols, nb);
-    const auto w = kq23::imatrix_for(cols, nb);
-    const auto plain = C::encode(nullptr, x, cols, {}), weighted = C::encode(nullptr, x, cols, w);
-    for (const auto* b : kq23::runnable_cpu()) {
-      INFO(b->name() << ": " << nb << " super-blocks per row");
-      CHECK(kq23::diff<quant::block_q6_k>(C::encode(b->kernels(), x, cols, {}), plain) == "");
-      CHECK(kq23::diff<quant::block_q6_k>(C::encode(b->kernels(), x, cols, w), weighted) == "");
-    }
-  }
+  kq23::check_superblock_tails<fam>();
 }
 
 TEST_CASE("q6_k: decoded weights sit within half a step of the input", "[q6_k][scalar]") {
