@@ -19,10 +19,10 @@ namespace {
 struct awq_args {
   std::string model, calib, out;
   std::size_t group = 128, samples = 128, max_seq_len = 2048, block_len = 0;
-  int threads = 0;
-  bool quiet = false, force = false, propagate_fp = false, no_rtn = false, no_clip = false,
-       rtn = false, no_cis = false, skip_first = false, attn_loss = false;
-  int grid = 20;
+  int threads = 0, grid = 20;
+  bool quiet = false, force = false, no_clip = false, rtn = false;
+  bool propagate_quantized = false, block_loss = false, clip_in_search = false,
+       rtn_fallback = false, gqa_o = false, skip_first = false;
 };
 
 void run_awq(const awq_args& a) {
@@ -44,14 +44,14 @@ void run_awq(const awq_args& a) {
 
   awq::awq_options o;
   o.group = a.group;
-  o.propagate_quantized = !a.propagate_fp;
-  o.rtn_candidate = !a.no_rtn;
-  o.clip = !a.no_clip && !a.rtn;
-  o.clip_in_search = !a.no_cis;
-  o.skip_first_token = a.skip_first;
-  o.block_loss = !a.attn_loss;
   o.grid = a.rtn ? 0 : a.grid;
-  if (a.rtn) o.rtn_candidate = true;
+  o.clip = !a.no_clip && !a.rtn;
+  o.propagate_quantized = a.propagate_quantized;
+  o.block_loss = a.block_loss;
+  o.clip_in_search = a.clip_in_search;
+  o.rtn_candidate = a.rtn_fallback || a.rtn;
+  o.gqa_o_scaling = a.gqa_o;
+  o.skip_first_token = a.skip_first;
   o.overwrite = a.force;
   progress bar(!a.quiet);
   o.progress = [&](std::size_t i, std::size_t n, bool done) {
@@ -65,12 +65,12 @@ void run_awq(const awq_args& a) {
     std::snprintf(b, sizeof b, "%.2f ", g.alpha);
     return std::string(b);
   };
-  std::printf("layer  ratio qkv / o / gate-up / down   loss vs rtn (qkv, gate-up)   seconds\n");
+  std::printf("block  scale ratio: qkv   o     gate-up down   (rtn: s = 1 won)   seconds\n");
   for (std::size_t i = 0; i < r.blocks.size(); ++i) {
     const auto& b = r.blocks[i];
-    std::printf("%5zu  %s %s %s %s  %.3g / %.3g, %.3g / %.3g  %.2f\n", i, alpha(b.qkv).c_str(),
-                alpha(b.o).c_str(), alpha(b.gate_up).c_str(), alpha(b.down).c_str(), b.qkv.loss,
-                b.qkv.loss_rtn, b.gate_up.loss, b.gate_up.loss_rtn, b.seconds);
+    std::printf("%5zu               %s %s %s %s                     %.2f\n", i,
+                alpha(b.qkv).c_str(), alpha(b.o).c_str(), alpha(b.gate_up).c_str(),
+                alpha(b.down).c_str(), b.seconds);
   }
   std::printf("%s: AWQ w4 g%zu, %zu calibration tokens, %.2f s\n", a.out.c_str(), a.group,
               r.tokens, r.seconds);
@@ -101,23 +101,25 @@ void register_awq(CLI::App& app) {
                   "Concatenate prompts and cut N-token blocks (AutoAWQ's way; 0: whole prompts)")
       ->capture_default_str();
   cmd->add_option("-j,--threads", a->threads, "Worker threads (0: all cores)");
-  cmd->add_flag("--propagate-fp", a->propagate_fp,
-                "Feed the unquantized block output to the next block (AutoAWQ) instead of the "
-                "quantized one");
-  cmd->add_flag("--no-rtn-fallback", a->no_rtn, "Do not let s = 1 compete with the scale grid");
   cmd->add_flag("--no-clip", a->no_clip, "Skip the clipping search");
-  cmd->add_flag("--no-clip-in-search", a->no_cis,
-                "Judge scale candidates without their clipping (AutoAWQ's order)");
-  cmd->add_option("--grid", a->grid, "Scale ratios searched (AutoAWQ: 20; 0: no scaling, clipping only)")
+  cmd->add_option("--grid", a->grid, "Scale ratios searched (AutoAWQ: 20; 0: no scaling)")
       ->check(CLI::Range(0, 1000))
       ->capture_default_str();
   cmd->add_flag("--rtn", a->rtn,
                 "Plain round-to-nearest (no scales, no clipping): the baseline, same format");
+  // Variants of AutoAWQ's algorithm, off by default (see tests/awq/README.md for what each did).
+  cmd->add_flag("--propagate-quantized", a->propagate_quantized,
+                "Feed the quantized block's output to the next block (AutoAWQ: the unquantized)");
+  cmd->add_flag("--block-loss", a->block_loss,
+                "Judge q/k/v scale candidates on the whole block output (AutoAWQ: attention's)");
+  cmd->add_flag("--clip-in-search", a->clip_in_search,
+                "Judge each scale candidate with its clipping applied");
+  cmd->add_flag("--rtn-fallback", a->rtn_fallback, "Let s = 1 compete with the scale grid");
+  cmd->add_flag("--gqa-o", a->gqa_o,
+                "Also scale o_proj through v_proj under grouped-query attention (one scale per v "
+                "row); AutoAWQ scales o only when v and o have the same shape");
   cmd->add_flag("--skip-first-token", a->skip_first,
                 "Leave each sequence's first token (BOS) out of the statistics and losses");
-  cmd->add_flag("--attn-loss", a->attn_loss,
-                "Judge q/k/v scale candidates on the attention output (AutoAWQ) rather than on "
-                "the whole block output");
   cmd->add_flag("--force", a->force, "Replace an existing output folder");
   cmd->add_flag("-q,--quiet", a->quiet, "No progress on stderr");
   cmd->callback([a] { run_awq(*a); });

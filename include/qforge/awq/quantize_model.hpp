@@ -4,17 +4,17 @@
 // calibration activations. Per block: (1) one float32 forward pass captures the inputs of each
 // group of linears sharing an input (q/k/v after the attention norm, o, gate/up after the MLP norm,
 // down); (2) for each group a per-input-channel scale s is searched over AutoAWQ's grid of ratios
-// (quant/awq/search.hpp, awq/group_search.hpp), every candidate judged with only that group
-// quantized, as it would finally be quantized (scaled, clipped: clip_in_search), by the mean
-// squared error of the block output (q/k/v: the whole block, so the MLP's response to attention
-// error counts; gate/up: the MLP output, which is the same thing; o and down: their own output,
-// exactly, from the input covariance); s = 1 competes too, so a group where scaling does not help
-// on the calibration set stays round-to-nearest; (3) s is folded into the previous RMSNorm weight
+// (quant/awq/search.hpp, awq/group_search.hpp), each candidate judged with only that group
+// quantized as Q(W * s) / s by the mean squared error of the output it affects: the
+// self-attention output for q/k/v, the MLP output for gate/up, the linear's own output for o and
+// down (exactly, from the input covariance); (3) s is folded into the previous RMSNorm weight
 // (q/k/v, gate/up) or the previous linear's rows (v for o when the shapes match, up for down);
 // (4) per-group clipping for every linear but q and k; (5) the fp16 weights are quantized and
-// packed (quant/awq/ref.hpp, pack.hpp). The next block's input is the output of the block as
-// quantized (propagate_quantized, default) or the unquantized one as AutoAWQ does; see the
-// report in cmd_awq.cpp's --help and the numbers in tests/awq/awq_model_test.cpp.
+// packed (quant/awq/ref.hpp, pack.hpp); the unquantized block output feeds the next block. That is
+// AutoAWQ's algorithm, the default. awq_options switches on the variants we measured (quantized
+// output propagated, the q/k/v loss on the whole block output, candidates judged with their
+// clipping, s = 1 among the candidates, o scaled under GQA): each helped on some fixture and hurt
+// on another, see tests/awq/README.md.
 #pragma once
 #include <algorithm>
 #include <chrono>
@@ -170,7 +170,26 @@ inline awq_result quantize_model(const std::string& model_dir, const calibration
     // with clip_in_search every candidate is judged as it would be quantized: scaled, clipped.
     block_report rep;
     const bool cis = o.clip && o.clip_in_search;
-    const bool scale_o = b.v.out == b.o.in;  // AutoAWQ: only when v and o have the same shape
+    // AutoAWQ scales o through v only when their shapes match (no GQA). With GQA, o's input
+    // channel (head h, dim d) comes from v's row (h / heads_per_kv, d), so one scale per v row,
+    // shared by the query heads of its group, still folds exactly (gqa_o_scaling).
+    const std::size_t per_kv = cfg.n_heads / cfg.n_kv_heads, D = cfg.head_dim;
+    const bool scale_o = b.v.out == b.o.in || (o.gqa_o_scaling && b.v.out * per_kv == b.o.in);
+    const auto v_rows_of = [&](const std::vector<float>& so) {  // o's scales -> v's rows
+      std::vector<float> sv(KVD);
+      for (std::size_t r = 0; r < KVD; ++r) sv[r] = so[(r / D) * per_kv * D + r % D];
+      return sv;
+    };
+    const auto tie = [&](std::vector<float> so) {  // geometric mean over the heads of a group
+      if (b.v.out == b.o.in) return so;
+      for (std::size_t r = 0; r < KVD; ++r) {
+        double l = 0;
+        for (std::size_t h = 0; h < per_kv; ++h) l += std::log(so[((r / D) * per_kv + h) * D + r % D]);
+        const auto v = static_cast<float>(std::exp(l / static_cast<double>(per_kv)));
+        for (std::size_t h = 0; h < per_kv; ++h) so[((r / D) * per_kv + h) * D + r % D] = v;
+      }
+      return so;
+    };
     const std::vector<float> ones_h(H, 1.0f), ones_qd(QD, 1.0f), ones_f(F, 1.0f);
     const auto g1 = gather(xn1, H), g2 = gather(xn2, H), ga = gather(att, QD), gd = gather(act, F);
     const auto cov1 = group_covariance(g1.data(), NS, H, G, ones_h, pool);
@@ -207,14 +226,17 @@ inline awq_result quantize_model(const std::string& model_dir, const calibration
     if (scale_o) {
       const std::span<const float> ws[] = {b.o.w};
       const linear_f32* ls[] = {&b.o};
+      auto cands = candidates(quant::awq::channel_abs_mean(ga.data(), NS, QD),
+                              quant::awq::weight_abs_mean(ws, QD, G), o);
+      for (auto& c : cands) c.s = tie(std::move(c.s));
       s_o = pick(
-          candidates(quant::awq::channel_abs_mean(ga.data(), NS, QD),
-                     quant::awq::weight_abs_mean(ws, QD, G), o),
+          cands,
           [&](const std::vector<float>& s) {
             const auto cv = cis ? rescale_blocks(cov_ob, QD, G, s) : std::vector<float>{};
             return linear_loss(b.o, fake_quant(b.o, s, G, pool, cis ? &cv : nullptr), cov_o, pool);
           },
-          [&](const std::vector<float>& s) { return fits_fp16(ls, s, b.v.w, false); }, rep.o);
+          [&](const std::vector<float>& s) { return fits_fp16(ls, s, b.v.w, false, v_rows_of(s)); },
+          rep.o);
     }
     std::vector<float> s_gu;
     {
@@ -252,7 +274,7 @@ inline awq_result quantize_model(const std::string& model_dir, const calibration
     // (3) Fold the scales.
     divide_vec(b.attn_norm, s_qkv);
     scale_cols(b.q, s_qkv), scale_cols(b.k, s_qkv), scale_cols(b.v, s_qkv);
-    if (scale_o) divide_rows(b.v, s_o), scale_cols(b.o, s_o);
+    if (scale_o) divide_rows(b.v, v_rows_of(s_o)), scale_cols(b.o, s_o);
     divide_vec(b.ffn_norm, s_gu);
     scale_cols(b.gate, s_gu), scale_cols(b.up, s_gu);
     divide_rows(b.up, s_d), scale_cols(b.down, s_d);
