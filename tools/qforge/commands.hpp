@@ -6,9 +6,11 @@
 
 namespace qforge::cli {
 void register_awq(CLI::App& app);
+void register_bench(CLI::App& app);
 void register_eval(CLI::App& app);
 void register_gguf(CLI::App& app);
 void register_inspect(CLI::App& app);
+void register_pipeline(CLI::App& app);
 void register_quantize(CLI::App& app);
 void register_tokenize(CLI::App& app);
 }  // namespace qforge::cli

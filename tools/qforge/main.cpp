@@ -10,9 +10,11 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "qforge 0.1.0");
   qforge::cli::register_awq(app);
+  qforge::cli::register_bench(app);
   qforge::cli::register_eval(app);
   qforge::cli::register_gguf(app);
   qforge::cli::register_inspect(app);
+  qforge::cli::register_pipeline(app);
   qforge::cli::register_quantize(app);
   qforge::cli::register_tokenize(app);
   try {
