@@ -1,14 +1,18 @@
 // SPDX-License-Identifier: MIT
 // qforge awq MODEL_DIR --calib FILE -o OUT_DIR [--group 128] [--samples 128] [--max-seq-len 2048]
-// [--block-len N] [--threads N]: activation-aware 4-bit quantization into an AutoAWQ GEMM
-// checkpoint (awq/quantize_model.hpp). The calibration prompts' token-length distribution and any
-// warning about it go to stderr before the work starts, then one progress line per block.
+// [--block-len N] [--threads N] [--imatrix-out FILE]: activation-aware 4-bit quantization into an
+// AutoAWQ GEMM checkpoint (awq/quantize_model.hpp), optionally with llama.cpp's importance matrix
+// of the same calibration pass. The calibration prompts' token-length distribution and any warning
+// about it go to stderr before the work starts, then one progress line per block, then the fp16
+// guard's warnings. The per-block table and the vLLM serving preflight (awq/preflight.hpp, TP 1, 2,
+// 4, 8) go to stdout.
 #include <cstdio>
 #include <memory>
 #include <string>
 
 #include "commands.hpp"
 #include "progress.hpp"
+#include "qforge/awq/preflight.hpp"
 #include "qforge/awq/quantize_model.hpp"
 #include "qforge/tokenize/tokenizer.hpp"
 
@@ -17,7 +21,7 @@ namespace qforge::cli {
 namespace {
 
 struct awq_args {
-  std::string model, calib, out;
+  std::string model, calib, out, imatrix_out;
   std::size_t group = 128, samples = 128, max_seq_len = 2048, block_len = 0;
   int threads = 0, grid = 20;
   bool quiet = false, force = false, no_clip = false, rtn = false;
@@ -53,6 +57,8 @@ void run_awq(const awq_args& a) {
   o.gqa_o_scaling = a.gqa_o;
   o.skip_first_token = a.skip_first;
   o.overwrite = a.force;
+  o.imatrix_out = a.imatrix_out;
+  o.imatrix_dataset = a.calib;
   progress bar(!a.quiet);
   o.progress = [&](std::size_t i, std::size_t n, bool done) {
     if (done) bar.step(i + 1, n, cat("layer ", i + 1, "/", n));
@@ -72,8 +78,15 @@ void run_awq(const awq_args& a) {
                 alpha(b.qkv).c_str(), alpha(b.o).c_str(), alpha(b.gate_up).c_str(),
                 alpha(b.down).c_str(), b.seconds);
   }
+  for (const auto& w : r.warnings) std::fprintf(stderr, "qforge: warning: %s\n", w.c_str());
   std::printf("%s: AWQ w4 g%zu, %zu calibration tokens, %.2f s\n", a.out.c_str(), a.group,
               r.tokens, r.seconds);
+  if (!a.imatrix_out.empty())
+    std::printf("%s: importance matrix of %zu calibration tokens (GGUF imatrix)\n",
+                a.imatrix_out.c_str(), r.tokens);
+  // Refusals users otherwise meet only at serve time.
+  const auto pf = awq::check_vllm(a.out);
+  std::fputs(awq::format_vllm_table(pf).c_str(), stdout);
 }
 
 }  // namespace
@@ -120,6 +133,9 @@ void register_awq(CLI::App& app) {
                 "row); AutoAWQ scales o only when v and o have the same shape");
   cmd->add_flag("--skip-first-token", a->skip_first,
                 "Leave each sequence's first token (BOS) out of the statistics and losses");
+  cmd->add_option("--imatrix-out", a->imatrix_out,
+                  "Also write llama.cpp's importance matrix (GGUF imatrix) of the calibration "
+                  "pass, for `qforge quantize --imatrix`");
   cmd->add_flag("--force", a->force, "Replace an existing output folder");
   cmd->add_flag("-q,--quiet", a->quiet, "No progress on stderr");
   cmd->callback([a] { run_awq(*a); });

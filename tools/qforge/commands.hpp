@@ -7,6 +7,7 @@
 namespace qforge::cli {
 void register_awq(CLI::App& app);
 void register_bench(CLI::App& app);
+void register_check(CLI::App& app);
 void register_eval(CLI::App& app);
 void register_gguf(CLI::App& app);
 void register_inspect(CLI::App& app);

@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "qforge 0.1.0");
   qforge::cli::register_awq(app);
   qforge::cli::register_bench(app);
+  qforge::cli::register_check(app);
   qforge::cli::register_eval(app);
   qforge::cli::register_gguf(app);
   qforge::cli::register_inspect(app);

@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "qforge/engine/config.hpp"
@@ -24,6 +25,7 @@ namespace qforge::awq {
 
 // A linear layer in float: w is [out, in] row-major; bias empty or `out` values.
 struct linear_f32 {
+  std::string name;  // HF base name (model.layers.0.self_attn.q_proj), for messages
   std::size_t out = 0, in = 0;
   std::vector<float> w, bias;
 };

@@ -4,7 +4,9 @@
 // covariances (full, or their diagonal group blocks rescaled for scaled inputs), a candidate's
 // fake-quantized linear Q(clip(W * s)) / s, the exact output loss of a linear from its input
 // covariance (mean over output rows of d^T C d), folding scales into norms and linears, and the
-// candidate loop that keeps the lowest loss among those whose folding stays inside fp16.
+// candidate loop that keeps the lowest loss among those whose folding stays inside fp16 (the fp16
+// guard: scaled weights, their per-group ranges, folded norms / rows and the scaled calibration
+// activations; when no candidate passes, s = 1).
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -37,6 +39,10 @@ struct awq_options {
   bool skip_first_token = false;      // leave each sequence's first token out of stats / losses
   std::uint64_t max_shard_bytes = std::uint64_t{5} << 30;
   bool overwrite = false;
+  // When not empty: write the importance matrix of the calibration pass there (awq/imatrix.hpp),
+  // naming `imatrix_dataset` as its data set.
+  std::string imatrix_out;
+  std::string imatrix_dataset;
   // Called at the start of each block and when it is done (i = block index, done = finished).
   std::function<void(std::size_t i, std::size_t n, bool done)> progress;
 };
@@ -46,6 +52,9 @@ struct group_report {
   double loss = 0;        // MSE of the inspected output at the chosen scales
   double loss_rtn = 0;    // ... with s = 1
   bool searched = false;  // false: the group was not scaled (o under GQA)
+  int rejected = 0;       // candidates skipped because their folding would leave fp16
+  bool fp16_fallback = false;  // every candidate was skipped: s = 1
+  std::string first_rejection;  // why the first skipped candidate was skipped
 };
 
 struct block_report {
@@ -55,6 +64,7 @@ struct block_report {
 
 struct awq_result {
   std::vector<block_report> blocks;
+  std::vector<std::string> warnings;  // fp16 guard: rejected candidates, fallbacks to s = 1
   std::size_t tokens = 0;
   double seconds = 0;
 };
@@ -70,9 +80,15 @@ inline linear_f32 load_linear(const format::safetensors::checkpoint& c, const st
                 cat("tensor '", base, ".weight': shape ", format::safetensors::detail::shape_string(s),
                     ", expected [", out, ", ", in, "]"));
   linear_f32 l;
+  l.name = base;
   l.out = out, l.in = in;
   l.w = v.to_f32();
   if (c.contains(base + ".bias")) l.bias = c.view(base + ".bias").to_f32();
+  for (std::size_t i = 0; i < l.w.size(); ++i)  // a BF16 / F32 source may hold what fp16 cannot
+    if (!(std::fabs(l.w[i]) <= 65504.0f))
+      throw error(error::kind::unsupported, c.path(),
+                  cat("tensor '", base, ".weight': element ", i, " = ", l.w[i],
+                      " is outside fp16, the dtype of an AWQ checkpoint"));
   // The search runs on the fp16 model AutoAWQ would see (a BF16 source is rounded once here).
   for (auto& x : l.w) x = quant::awq::half(x);
   return l;
@@ -160,7 +176,7 @@ inline std::vector<float> rescale_blocks(const std::vector<float>& blocks, std::
 inline linear_f32 fake_quant(const linear_f32& l, const std::vector<float>& s, std::size_t group,
                              engine::thread_pool& pool, const std::vector<float>* cov = nullptr) {
   linear_f32 q;
-  q.out = l.out, q.in = l.in, q.bias = l.bias;
+  q.name = l.name, q.out = l.out, q.in = l.in, q.bias = l.bias;
   q.w.resize(l.w.size());
   const engine::ops& k = engine::cpu_ops();
   const auto dot = [&](const float* a, const float* b, std::size_t n) {
@@ -180,27 +196,65 @@ inline linear_f32 fake_quant(const linear_f32& l, const std::vector<float>& s, s
   return q;
 }
 
-// Whether scaling by s keeps every folded value inside fp16: weights * s, and `divided` / s (the
-// previous norm weight, or the previous linear's rows).
-inline bool fits_fp16(std::span<const linear_f32* const> ls, const std::vector<float>& s,
-                      std::span<const float> divided_rows, bool rows_are_vector,
-                      const std::vector<float>& row_s = {}) {
-  constexpr float lim = 65000.0f;
+// fp16 guard. Why scaling the linears `ls` by s would put a value of the checkpoint outside fp16,
+// or "" when nothing would: each scaled weight W * s, each quantization group's range max - min
+// (the numerator of its fp16 scale, which overflows before the weights do when a group holds large
+// values of both signs), and the folded `divided` / s (the previous norm weight when
+// divided_is_vector, else the previous linear's rows, scaled by row_s or s). 65000 leaves the
+// rounding to fp16 room below its maximum, 65504.
+inline constexpr float fp16_limit = 65000.0f;
+inline std::string weight_overflow(std::span<const linear_f32* const> ls,
+                                   const std::vector<float>& s, std::size_t group,
+                                   std::span<const float> divided, bool divided_is_vector,
+                                   const std::string& divided_name,
+                                   const std::vector<float>& row_s = {}) {
   for (const auto* l : ls)
     for (std::size_t r = 0; r < l->out; ++r)
-      for (std::size_t k = 0; k < l->in; ++k)
-        if (!(std::fabs(l->w[r * l->in + k] * s[k]) < lim)) return false;
-  if (rows_are_vector) {
+      for (std::size_t g = 0; g < l->in; g += group) {
+        float mn = INFINITY, mx = -INFINITY;
+        for (std::size_t k = g; k < g + group; ++k) {
+          const float v = l->w[r * l->in + k] * s[k];
+          if (!(std::fabs(v) < fp16_limit))
+            return cat("'", l->name, "' row ", r, " column ", k, ": scaled weight ", v);
+          mn = std::min(mn, v), mx = std::max(mx, v);
+        }
+        if (!(mx - mn < fp16_limit))
+          return cat("'", l->name, "' row ", r, " group ", g / group, ": scaled range ", mx - mn,
+                     " makes an fp16 scale overflow");
+      }
+  if (divided_is_vector) {
     for (std::size_t k = 0; k < s.size(); ++k)
-      if (!(std::fabs(divided_rows[k] / s[k]) < lim)) return false;
+      if (!(std::fabs(divided[k] / s[k]) < fp16_limit))
+        return cat("'", divided_name, "' element ", k, ": folded value ", divided[k] / s[k]);
   } else {
     const auto& rs = row_s.empty() ? s : row_s;  // the previous linear's row scales
-    const std::size_t in = divided_rows.size() / rs.size();
+    const std::size_t in = divided.size() / rs.size();
     for (std::size_t r = 0; r < rs.size(); ++r)
       for (std::size_t k = 0; k < in; ++k)
-        if (!(std::fabs(divided_rows[r * in + k] / rs[r]) < lim)) return false;
+        if (!(std::fabs(divided[r * in + k] / rs[r]) < fp16_limit))
+          return cat("'", divided_name, "' row ", r, ": folded value ",
+                     divided[r * in + k] / rs[r]);
   }
-  return true;
+  return "";
+}
+
+// The activation side of the guard: the scaled linears see x / s when served in fp16. act_max is
+// each input channel's largest |x| over the calibration tokens.
+inline std::string activation_overflow(const std::vector<float>& act_max,
+                                       const std::vector<float>& s, const std::string& what) {
+  for (std::size_t c = 0; c < s.size(); ++c)
+    if (!(act_max[c] / s[c] < fp16_limit))
+      return cat(what, " channel ", c, ": calibration activation ", act_max[c] / s[c],
+                 " after scaling");
+  return "";
+}
+
+// Largest |x[t, c]| over rows t of x [rows, n], per channel c.
+inline std::vector<float> channel_abs_max(const float* x, std::size_t rows, std::size_t n) {
+  std::vector<float> m(n, 0.0f);
+  for (std::size_t t = 0; t < rows; ++t)
+    for (std::size_t c = 0; c < n; ++c) m[c] = std::max(m[c], std::fabs(x[t * n + c]));
+  return m;
 }
 
 // The candidate list: the grid of ratios, then s = 1.
@@ -219,15 +273,19 @@ inline std::vector<candidate> candidates(const std::vector<float>& xm, const std
   return c;
 }
 
-// Runs loss(candidate) for every candidate whose folding fits fp16 and returns the best scales.
-template <class Loss, class Fits>
-std::vector<float> pick(const std::vector<candidate>& cands, Loss&& loss, Fits&& fits,
+// Runs loss(candidate) for every candidate whose folding fits fp16 (overflow(s) returns "") and
+// returns the best scales; s = 1 with rep.fp16_fallback set when none fits.
+template <class Loss, class Overflow>
+std::vector<float> pick(const std::vector<candidate>& cands, Loss&& loss, Overflow&& overflow,
                         group_report& rep) {
   double best = INFINITY;
   std::vector<float> best_s(cands.front().s.size(), 1.0f);
   rep.searched = true;
   for (const auto& c : cands) {
-    if (!fits(c.s)) continue;
+    if (auto why = overflow(c.s); !why.empty()) {
+      if (rep.rejected++ == 0) rep.first_rejection = std::move(why);
+      continue;
+    }
     const double l = loss(c.s);
     if (c.alpha < 0) rep.loss_rtn = l;
     if (l < best) {
@@ -237,6 +295,7 @@ std::vector<float> pick(const std::vector<candidate>& cands, Loss&& loss, Fits&&
     }
   }
   rep.loss = std::isfinite(best) ? best : 0.0;
+  if (!std::isfinite(best)) rep.fp16_fallback = true, rep.alpha = -1;
   return best_s;
 }
 

@@ -14,7 +14,10 @@
 // AutoAWQ's algorithm, the default. awq_options switches on the variants we measured (quantized
 // output propagated, the q/k/v loss on the whole block output, candidates judged with their
 // clipping, s = 1 among the candidates, o scaled under GQA): each helped on some fixture and hurt
-// on another, see tests/awq/README.md.
+// on another, see tests/awq/README.md. Two by-products: the fp16 guard (a scale candidate whose
+// folding or scaled activations would leave fp16 is skipped, with a warning in awq_result; a model
+// that no scaling keeps in fp16 is an error, never an inf in the output), and, with
+// awq_options::imatrix_out, llama.cpp's importance matrix of the same pass (awq/imatrix.hpp).
 #pragma once
 #include <algorithm>
 #include <chrono>
@@ -29,6 +32,7 @@
 
 #include "qforge/awq/block.hpp"
 #include "qforge/awq/group_search.hpp"
+#include "qforge/awq/imatrix.hpp"
 #include "qforge/awq/calibration.hpp"
 #include "qforge/awq/output.hpp"
 #include "qforge/core/fp16.hpp"
@@ -122,6 +126,12 @@ inline awq_result quantize_model(const std::string& model_dir, const calibration
   const auto emit_linear = [&](const std::string& base, const linear_f32& l,
                                quant::awq::quantized_matrix& qm) {
     qm = quant::awq::quantize(l.w, l.out, l.in, G, base);
+    // Last line of the fp16 guard (the scale search keeps ranges in fp16): never write an inf.
+    for (std::size_t i = 0; i < qm.scales.size(); ++i)
+      if (!std::isfinite(fp16_to_fp32(qm.scales[i])))
+        throw error(error::kind::unsupported, model_dir,
+                    cat("tensor '", base, ".scales': row ", i / (l.in / G), " group ",
+                        i % (l.in / G), ": the weight range overflows an fp16 scale"));
     auto p = quant::awq::pack_gemm(qm);
     outs.push_back({base + ".qweight", dtype::i32, {l.in, l.out / 8}, as_bytes_vec(p.qweight)});
     outs.push_back({base + ".qzeros", dtype::i32, {l.in / G, l.out / 8}, as_bytes_vec(p.qzeros)});
@@ -131,6 +141,30 @@ inline awq_result quantize_model(const std::string& model_dir, const calibration
 
   copy_f16("model.embed_tokens.weight");
   awq_result res;
+  imatrix_accumulator imat;
+  // fp16 guard of one scale group after its search: when every candidate was skipped, s = 1 must
+  // keep the checkpoint itself in fp16 (else no AWQ checkpoint of this model exists in fp16);
+  // activations that overflow even unscaled are the model's, worth a warning only.
+  const auto settle = [&](std::size_t li, const char* label, const group_report& g,
+                          const auto& weights_at, const std::vector<float>& act_max) {
+    if (g.rejected == 0) return;
+    const std::vector<float> ones(act_max.size(), 1.0f);
+    if (g.fp16_fallback) {
+      if (const auto w = weights_at(ones); !w.empty())
+        throw error(error::kind::unsupported, model_dir,
+                    cat("block ", li, " ", label, ": ", w,
+                        ": outside fp16 even unscaled, no fp16 AWQ checkpoint holds it"));
+    }
+    res.warnings.push_back(cat("block ", li, " ", label, ": ", g.rejected,
+                               " scale candidate(s) skipped, they would overflow fp16 (first: ",
+                               g.first_rejection, ")",
+                               g.fp16_fallback ? "; none left: s = 1 (round-to-nearest) here"
+                                               : ""));
+    if (g.fp16_fallback)
+      if (const auto a = activation_overflow(act_max, ones, label); !a.empty())
+        res.warnings.push_back(cat("block ", li, " ", label, ": ", a,
+                                   ": beyond fp16 unscaled, fp16 serving overflows here anyway"));
+  };
   res.tokens = N;
   std::vector<float> xn1(N * H), xn2(N * H), att(N * QD), o_out(N * H), hmid(N * H), act(N * F),
       d_out(N * H), tmp(N * std::max(H, F)), tmp2(o.block_loss ? N * H : 0),
@@ -162,6 +196,13 @@ inline awq_result quantize_model(const std::string& model_dir, const calibration
     for (std::size_t i = 0; i < N * H; ++i) hmid[i] = x[i] + o_out[i];
     run.norm(hmid.data(), b.ffn_norm, xn2.data());
     run.mlp(b.gate, b.up, b.down, xn2.data(), d_out.data(), act.data());
+    if (!o.imatrix_out.empty()) {
+      imat.add({p + "self_attn.q_proj", p + "self_attn.k_proj", p + "self_attn.v_proj"},
+               xn1.data(), N, H, pool);
+      imat.add({p + "self_attn.o_proj"}, att.data(), N, QD, pool);
+      imat.add({p + "mlp.gate_proj", p + "mlp.up_proj"}, xn2.data(), N, H, pool);
+      imat.add({p + "mlp.down_proj"}, act.data(), N, F, pool);
+    }
 
     if (o.block_loss)
       for (std::size_t i = 0; i < N * H; ++i) y[i] = hmid[i] + d_out[i];
@@ -199,10 +240,24 @@ inline awq_result quantize_model(const std::string& model_dir, const calibration
     const auto cov_ob = scale_o ? blocks_of(cov_o, QD, G, ones_qd)
                                 : group_covariance(ga.data(), NS, QD, G, ones_qd, pool);
     const auto cov_db = blocks_of(cov_d, F, G, ones_f);
+    const auto am1 = channel_abs_max(g1.data(), NS, H), am2 = channel_abs_max(g2.data(), NS, H),
+               amo = channel_abs_max(ga.data(), NS, QD), amd = channel_abs_max(gd.data(), NS, F);
+    // A candidate is searched only when its folding stays in fp16 and so do the calibration
+    // activations the scaled linears then see.
+    const auto guarded = [](const auto& weights_at, const std::vector<float>& act_max,
+                            std::string what) {
+      return [&weights_at, &act_max, what = std::move(what)](const std::vector<float>& s) {
+        auto w = weights_at(s);
+        return w.empty() ? activation_overflow(act_max, s, what) : w;
+      };
+    };
     std::vector<float> s_qkv;
     {
       const std::span<const float> ws[] = {b.q.w, b.k.w, b.v.w};
       const linear_f32* ls[] = {&b.q, &b.k, &b.v};
+      const auto qkv_w = [&](const std::vector<float>& s) {
+        return weight_overflow(ls, s, G, b.attn_norm, true, p + "input_layernorm.weight");
+      };
       s_qkv = pick(
           candidates(quant::awq::channel_abs_mean(g1.data(), NS, H),
                      quant::awq::weight_abs_mean(ws, H, G), o),
@@ -219,13 +274,16 @@ inline awq_result quantize_model(const std::string& model_dir, const calibration
             for (std::size_t i = 0; i < N * H; ++i) tmp[i] += tmp3[i];
             return mse_rows(tmp.data(), y.data(), H);
           },
-          [&](const std::vector<float>& s) { return fits_fp16(ls, s, b.attn_norm, true); },
-          rep.qkv);
+          guarded(qkv_w, am1, p + "self_attn.q/k/v_proj input"), rep.qkv);
+      settle(li, "q/k/v", rep.qkv, qkv_w, am1);
     }
     std::vector<float> s_o(QD, 1.0f);
     if (scale_o) {
       const std::span<const float> ws[] = {b.o.w};
       const linear_f32* ls[] = {&b.o};
+      const auto o_w = [&](const std::vector<float>& s) {
+        return weight_overflow(ls, s, G, b.v.w, false, p + "self_attn.v_proj.weight", v_rows_of(s));
+      };
       auto cands = candidates(quant::awq::channel_abs_mean(ga.data(), NS, QD),
                               quant::awq::weight_abs_mean(ws, QD, G), o);
       for (auto& c : cands) c.s = tie(std::move(c.s));
@@ -235,13 +293,16 @@ inline awq_result quantize_model(const std::string& model_dir, const calibration
             const auto cv = cis ? rescale_blocks(cov_ob, QD, G, s) : std::vector<float>{};
             return linear_loss(b.o, fake_quant(b.o, s, G, pool, cis ? &cv : nullptr), cov_o, pool);
           },
-          [&](const std::vector<float>& s) { return fits_fp16(ls, s, b.v.w, false, v_rows_of(s)); },
-          rep.o);
+          guarded(o_w, amo, p + "self_attn.o_proj input"), rep.o);
+      settle(li, "o", rep.o, o_w, amo);
     }
     std::vector<float> s_gu;
     {
       const std::span<const float> ws[] = {b.gate.w, b.up.w};
       const linear_f32* ls[] = {&b.gate, &b.up};
+      const auto gu_w = [&](const std::vector<float>& s) {
+        return weight_overflow(ls, s, G, b.ffn_norm, true, p + "post_attention_layernorm.weight");
+      };
       s_gu = pick(
           candidates(quant::awq::channel_abs_mean(g2.data(), NS, H),
                      quant::awq::weight_abs_mean(ws, H, G), o),
@@ -252,13 +313,16 @@ inline awq_result quantize_model(const std::string& model_dir, const calibration
             run.mlp(g, u, b.down, xn2.data(), tmp.data());
             return mse_rows(tmp.data(), d_out.data(), H);
           },
-          [&](const std::vector<float>& s) { return fits_fp16(ls, s, b.ffn_norm, true); },
-          rep.gate_up);
+          guarded(gu_w, am2, p + "mlp.gate/up_proj input"), rep.gate_up);
+      settle(li, "gate/up", rep.gate_up, gu_w, am2);
     }
     std::vector<float> s_d;
     {
       const std::span<const float> ws[] = {b.down.w};
       const linear_f32* ls[] = {&b.down};
+      const auto d_w = [&](const std::vector<float>& s) {
+        return weight_overflow(ls, s, G, b.up.w, false, p + "mlp.up_proj.weight");
+      };
       s_d = pick(
           candidates(quant::awq::channel_abs_mean(gd.data(), NS, F),
                      quant::awq::weight_abs_mean(ws, F, G), o),
@@ -267,8 +331,8 @@ inline awq_result quantize_model(const std::string& model_dir, const calibration
             return linear_loss(b.down, fake_quant(b.down, s, G, pool, cis ? &cv : nullptr), cov_d,
                                pool);
           },
-          [&](const std::vector<float>& s) { return fits_fp16(ls, s, b.up.w, false); },
-          rep.down);
+          guarded(d_w, amd, p + "mlp.down_proj input"), rep.down);
+      settle(li, "down", rep.down, d_w, amd);
     }
 
     // (3) Fold the scales.
@@ -320,6 +384,14 @@ inline awq_result quantize_model(const std::string& model_dir, const calibration
   copy_f16("model.norm.weight");
   if (ckpt.contains("lm_head.weight")) copy_f16("lm_head.weight");
   write_awq_folder(model_dir, out_dir, outs, G, o.max_shard_bytes, o.overwrite);
+  if (!o.imatrix_out.empty()) {
+    const auto n_seq = calib.sequences.size();
+    imat.write(o.imatrix_out, hcfg,
+               o.imatrix_dataset.empty() ? std::vector<std::string>{}
+                                         : std::vector<std::string>{o.imatrix_dataset},
+               static_cast<std::uint32_t>(n_seq),
+               static_cast<std::uint32_t>((N + n_seq / 2) / n_seq));
+  }
   res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return res;
 }

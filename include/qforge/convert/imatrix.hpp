@@ -11,11 +11,14 @@
 // llama-quantize's load_imatrix and common_imatrix_load so the weights, and hence the quantized
 // bytes, are the same. Anything malformed, truncated, duplicated or non-finite throws qforge::error
 // naming the file and entry.
+// write_imatrix_gguf writes the GGUF format (what `qforge awq --imatrix-out` produces) with the
+// layout llama-imatrix's save_imatrix gives it.
 #pragma once
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <map>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,6 +26,7 @@
 #include "qforge/core/error.hpp"
 #include "qforge/core/mapped_file.hpp"
 #include "qforge/format/gguf/reader.hpp"
+#include "qforge/format/gguf/writer.hpp"
 
 namespace qforge::convert {
 
@@ -196,6 +200,51 @@ inline importance_matrix read_imatrix(const std::string& path) {
     gguf = f.size() >= 4 && std::memcmp(f.data(), format::gguf::magic, 4) == 0;
   }
   return gguf ? read_imatrix_gguf(path) : read_imatrix_dat(path);
+}
+
+// Raw statistics of one weight tensor as llama-imatrix stores them: per matrix (expert) j, the
+// sums of squared input activations of its n_cols input channels and the tokens seen.
+struct imatrix_sums {
+  std::vector<float> in_sum2;  // n_cols * counts.size(), matrix after matrix
+  std::vector<float> counts;   // one per matrix
+};
+
+// Writes the GGUF format as llama-imatrix's save_imatrix does: `general.type` "imatrix",
+// `imatrix.datasets` (string array), `imatrix.chunk_count` and `imatrix.chunk_size` (u32), then per
+// entry, in byte order of the names, `<name>.in_sum2` F32 [n_cols, n_mat] and `<name>.counts` F32
+// [1, n_mat]. Atomic (a temporary file renamed into place). Throws error(argument) for an empty
+// set, a sum count that the matrix count does not divide, or a non-finite / negative value, and
+// error(io) when writing fails.
+inline void write_imatrix_gguf(const std::string& path,
+                               const std::map<std::string, imatrix_sums, std::less<>>& entries,
+                               const std::vector<std::string>& datasets, std::uint32_t chunk_count,
+                               std::uint32_t chunk_size) {
+  using format::gguf::value;
+  if (entries.empty())
+    throw error(error::kind::argument, path, "importance matrix with no entries");
+  format::gguf::writer w;
+  w.set("general.type", value::string("imatrix"));
+  w.set("imatrix.datasets", value::string_array(datasets));
+  w.set("imatrix.chunk_count", value::u32(chunk_count));
+  w.set("imatrix.chunk_size", value::u32(chunk_size));
+  for (const auto& [name, e] : entries) {
+    const std::size_t nmat = e.counts.size();
+    if (nmat == 0 || e.in_sum2.empty() || e.in_sum2.size() % nmat != 0)
+      throw error(error::kind::argument, path,
+                  cat("entry '", name, "': ", e.in_sum2.size(), " sums for ", nmat, " matrices"));
+    for (const auto* v : {&e.in_sum2, &e.counts})
+      for (float x : *v)
+        if (!std::isfinite(x) || x < 0)
+          throw error(error::kind::argument, path, cat("entry '", name, "': value ", x));
+    w.add_tensor(name + ".in_sum2", {e.in_sum2.size() / nmat, nmat}, quant::qtype::f32);
+    w.add_tensor(name + ".counts", {1, nmat}, quant::qtype::f32);
+  }
+  auto out = w.open(path);
+  for (const auto& [name, e] : entries) {
+    out.write_tensor(name + ".in_sum2", std::as_bytes(std::span<const float>(e.in_sum2)));
+    out.write_tensor(name + ".counts", std::as_bytes(std::span<const float>(e.counts)));
+  }
+  out.finish();
 }
 
 }  // namespace qforge::convert
