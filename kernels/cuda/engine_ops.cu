@@ -174,4 +174,21 @@ void dense_f16(blas& b, const std::uint16_t* w, std::size_t rows, std::size_t co
                                    CUBLAS_GEMM_DEFAULT));
 }
 
+void dense_f32(blas& b, const float* w, std::size_t rows, std::size_t cols, const float* x,
+               std::size_t ldx, std::size_t tokens, float* y, std::size_t ldy, bool accumulate,
+               cudaStream_t stream) {
+  if (tokens == 0 || rows == 0) return;
+  if (cols == 0 || ldx < cols || ldy < rows || rows > INT_MAX || cols > INT_MAX ||
+      tokens > INT_MAX || ldx > INT_MAX || ldy > INT_MAX)
+    throw error(error::kind::argument,
+                cat("cuda dense_f32: ", rows, " x ", cols, ", ldx ", ldx, ", ldy ", ldy));
+  auto h = static_cast<cublasHandle_t>(b.handle());
+  QFORGE_CUBLAS_CHECK(cublasSetStream(h, stream));
+  const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
+  QFORGE_CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(rows),
+                                  static_cast<int>(tokens), static_cast<int>(cols), &alpha, w,
+                                  static_cast<int>(cols), x, static_cast<int>(ldx), &beta, y,
+                                  static_cast<int>(ldy)));
+}
+
 }  // namespace qforge::engine::cuda

@@ -4,6 +4,7 @@
 // optionally KL divergence and top-1 agreement against a reference model, and prefill / decode
 // throughput. Documents come from a JSON-lines file: {"text": ...} lines are tokenized with the
 // model's tokenizer.json (--tokenizer for a GGUF), {"ids": [...]} lines are used as they are.
+// --device cuda runs the same measurements on engine::cuda_session (qforge built with CUDA).
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -18,16 +19,19 @@
 #include "commands.hpp"
 #include "qforge/engine/measure.hpp"
 #include "qforge/tokenize/tokenizer.hpp"
+#if defined(QFORGE_HAVE_CUDA_KERNELS)
+#include "qforge/engine/cuda/session.hpp"
+#endif
 
 namespace qforge::cli {
 
 namespace {
 
 struct eval_args {
-  std::string model, eval, reference, tokenizer;
+  std::string model, eval, reference, tokenizer, device = "cpu";
   std::size_t max_docs = 0, ctx = 512, speed_prompt = 128, speed_decode = 64;
   int threads = 0;
-  bool no_speed = false;
+  bool no_speed = false, cuda_f16 = false;
 };
 
 // The tokenizer.json for `model`: --tokenizer, else the model folder's, else the GGUF's folder's.
@@ -84,12 +88,10 @@ void describe(const char* label, const engine::model& m) {
               static_cast<double>(m.matrix_bytes()) / (1 << 20));
 }
 
-void run_eval(const eval_args& a) {
-  engine::thread_pool pool(a.threads);
-  const auto m = engine::model::load(a.model);
-  describe("model", m);
-  std::printf("kernels: %s, %zu threads\n", engine::cpu_ops().name, pool.size());
-  engine::session s(m, pool, std::max(a.ctx, a.speed_prompt + a.speed_decode));
+// Perplexity / KL divergence / speed on session s; make_reference(model) opens a session of the
+// same kind for --ref.
+template <class Session, class MakeReference>
+void measure(const eval_args& a, const engine::model& m, Session& s, MakeReference make_reference) {
   if (!a.eval.empty()) {
     const auto docs = read_docs(a, m);
     engine::perplexity_options o;
@@ -103,7 +105,7 @@ void run_eval(const eval_args& a) {
     } else {
       const auto ref = engine::model::load(a.reference);
       describe("reference", ref);
-      engine::session rs(ref, pool, a.ctx);
+      auto rs = make_reference(ref);
       auto r = engine::kl_divergence(s, rs, docs, o);
       std::sort(r.kl_per_token.begin(), r.kl_per_token.end());
       const auto pct = [&](double p) {
@@ -127,12 +129,39 @@ void run_eval(const eval_args& a) {
   }
 }
 
+void run_eval(const eval_args& a) {
+  const auto m = engine::model::load(a.model);
+  describe("model", m);
+  const std::size_t cap = std::max(a.ctx, a.speed_prompt + a.speed_decode);
+  if (a.device == "cuda") {
+#if defined(QFORGE_HAVE_CUDA_KERNELS)
+    if (!engine::cuda_device_available())
+      throw error(error::kind::cuda, "--device cuda: no CUDA device is available");
+    engine::cuda_options o;
+    if (a.cuda_f16) o.dense = engine::cuda_options::math::f16;
+    engine::cuda_session s(m, cap, o);
+    std::printf("device: %s\n", s.describe().c_str());
+    measure(a, m, s, [&](const engine::model& r) { return engine::cuda_session(r, a.ctx, o); });
+#else
+    throw error(error::kind::unsupported,
+                "--device cuda: this qforge was built without CUDA (configure with nvcc and "
+                "QFORGE_CUDA=AUTO or ON)");
+#endif
+    return;
+  }
+  engine::thread_pool pool(a.threads);
+  std::printf("kernels: %s, %zu threads\n", engine::cpu_ops().name, pool.size());
+  engine::session s(m, pool, cap);
+  measure(a, m, s, [&](const engine::model& r) { return engine::session(r, pool, a.ctx); });
+}
+
 }  // namespace
 
 void register_eval(CLI::App& app) {
   auto a = std::make_shared<eval_args>();
   auto* cmd = app.add_subcommand(
-      "eval", "Run a model (HF folder or .gguf) on the CPU: perplexity, KL divergence, speed");
+      "eval", "Run a model (HF folder or .gguf) on the CPU or a CUDA GPU: perplexity, KL "
+              "divergence, speed");
   cmd->add_option("model", a->model, "Model folder (config.json + safetensors) or .gguf file")
       ->required();
   cmd->add_option("--eval", a->eval, "JSON lines of {\"text\"} or {\"ids\"} documents");
@@ -146,6 +175,11 @@ void register_eval(CLI::App& app) {
       ->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--speed-decode", a->speed_decode, "Decoded tokens of the speed measurement");
   cmd->add_flag("--no-speed", a->no_speed, "Skip the speed measurement");
+  cmd->add_option("--device", a->device, "Where the engine runs: cpu or cuda")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
+  cmd->add_flag("--cuda-f16", a->cuda_f16,
+                "CUDA: fp16 activations for the dense cuBLAS products (tensor cores; logits "
+                "within about 1e-2 of float32)");
   cmd->callback([a] { run_eval(*a); });
 }
 

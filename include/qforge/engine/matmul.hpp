@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -23,6 +24,15 @@
 
 namespace qforge::engine {
 
+// y += scale * B (A x): a LoRA adapter's update of one linear, kept apart from the (possibly
+// quantized) base weights so the same adapter runs on every artefact (engine/lora.hpp).
+struct low_rank {
+  std::size_t rank = 0;
+  std::vector<float> a;  // [rank, cols]
+  std::vector<float> b;  // [rows, rank]
+  float scale = 1;
+};
+
 struct matrix {
   quant::qtype type = quant::qtype::f32;
   std::size_t rows = 0, cols = 0;
@@ -31,6 +41,7 @@ struct matrix {
   // Set for a linear stored in AutoAWQ's GEMM layout (engine/awq_weights.hpp): matmul() then reads
   // it through quant/awq/matmul.hpp and ignores type / data.
   quant::awq::gemm_view awq{};  // awq.qweight != nullptr marks it
+  std::shared_ptr<const low_rank> lora{};  // set by attach_lora: added after the base product
 
   [[nodiscard]] const std::byte* row(std::size_t r) const noexcept { return data + r * row_bytes; }
   [[nodiscard]] std::size_t bytes() const noexcept { return rows * row_bytes; }
@@ -57,7 +68,12 @@ inline matrix make_matrix(quant::qtype type, std::size_t rows, std::size_t cols,
     throw error(error::kind::format, file,
                 cat("tensor '", what, "': ", cols, " columns are not whole ", quant::name(type),
                     " blocks"));
-  matrix m{type, rows, cols, cols / tr->block_elems * tr->block_bytes, bytes.data()};
+  matrix m;
+  m.type = type;
+  m.rows = rows;
+  m.cols = cols;
+  m.row_bytes = cols / tr->block_elems * tr->block_bytes;
+  m.data = bytes.data();
   if (bytes.size() != m.bytes())
     throw error(error::kind::format, file,
                 cat("tensor '", what, "': ", bytes.size(), " bytes for [", rows, ", ", cols, "] ",
@@ -94,8 +110,8 @@ inline void lookup_row(const matrix& m, std::size_t r, std::span<float> out) {
 
 // y[t * ldy + r] = sum_k W[r, k] * x[t * ldx + k] for t < tokens, r < W.rows (ldx >= W.cols,
 // ldy >= W.rows). Buffers are the caller's; no allocation except each thread's one-time scratch.
-inline void matmul(const matrix& w, const float* x, std::size_t ldx, std::size_t tokens, float* y,
-                   std::size_t ldy, thread_pool& pool) {
+inline void matmul_base(const matrix& w, const float* x, std::size_t ldx, std::size_t tokens,
+                        float* y, std::size_t ldy, thread_pool& pool) {
   const ops& k = cpu_ops();
   const std::size_t n = w.cols;
   if (w.awq.qweight != nullptr) {
@@ -151,6 +167,38 @@ inline void matmul(const matrix& w, const float* x, std::size_t ldx, std::size_t
       k.gemm(rows, n, nr, x, ldx, tokens, n, y + r0, ldy);
     }
   });
+}
+
+// y += scale * B (A x) for each token: A x first (rank values per token), so the update costs
+// rank * (rows + cols) multiply-adds per token rather than a dense rows * cols matrix.
+inline void add_low_rank(const low_rank& d, std::size_t rows, std::size_t cols, const float* x,
+                         std::size_t ldx, std::size_t tokens, float* y, std::size_t ldy,
+                         thread_pool& pool) {
+  std::vector<float> ax(tokens * d.rank);
+  for (std::size_t t = 0; t < tokens; ++t)
+    for (std::size_t j = 0; j < d.rank; ++j) {
+      const float* a = d.a.data() + j * cols;
+      const float* xt = x + t * ldx;
+      float s = 0;
+      for (std::size_t c = 0; c < cols; ++c) s += a[c] * xt[c];
+      ax[t * d.rank + j] = s * d.scale;
+    }
+  pool.parallel_for(rows, 64, [&](std::size_t b, std::size_t e) {
+    for (std::size_t t = 0; t < tokens; ++t)
+      for (std::size_t r = b; r < e; ++r) {
+        const float* br = d.b.data() + r * d.rank;
+        float s = 0;
+        for (std::size_t j = 0; j < d.rank; ++j) s += br[j] * ax[t * d.rank + j];
+        y[t * ldy + r] += s;
+      }
+  });
+}
+
+// y[t * ldy + r] = sum_k W[r, k] * x[t * ldx + k], plus the LoRA update when one is attached.
+inline void matmul(const matrix& w, const float* x, std::size_t ldx, std::size_t tokens, float* y,
+                   std::size_t ldy, thread_pool& pool) {
+  matmul_base(w, x, ldx, tokens, y, ldy, pool);
+  if (w.lora) add_low_rank(*w.lora, w.rows, w.cols, x, ldx, tokens, y, ldy, pool);
 }
 
 }  // namespace qforge::engine

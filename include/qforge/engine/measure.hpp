@@ -4,7 +4,9 @@
 // negative log-likelihood over predicted tokens), KL divergence of a model's next-token
 // distribution from a reference model's plus top-1 agreement (the statistics llama-perplexity
 // --kl-divergence prints), greedy generation with time to first token, and prefill / decode
-// throughput. Log-probabilities are taken in double from the float32 logits.
+// throughput. Log-probabilities are taken in double from the float32 logits. Every call is a
+// template over the session type: engine::session (CPU) or engine::cuda_session (the same members:
+// eval, reset, capacity, weights).
 #pragma once
 #include <algorithm>
 #include <chrono>
@@ -75,7 +77,8 @@ inline std::span<const std::int32_t> eval_span(std::span<const std::int32_t> doc
 
 // Perplexity of `docs` (token ids, BOS already where the tokenizer puts it). The session's cache
 // must hold max_tokens; each document starts from an empty cache.
-inline perplexity_result perplexity(session& s, std::span<const std::vector<std::int32_t>> docs,
+template <class Session = session>
+perplexity_result perplexity(Session& s, std::span<const std::vector<std::int32_t>> docs,
                                     const perplexity_options& o = {}) {
   if (s.capacity() < std::min<std::size_t>(o.max_tokens, 2))
     throw error(error::kind::argument, "perplexity: session cache smaller than max_tokens");
@@ -109,7 +112,9 @@ inline perplexity_result perplexity(session& s, std::span<const std::vector<std:
 
 // Both models over the same documents; KL(reference || test) of each predicted position's
 // next-token distribution, top-1 agreement, and both perplexities. The vocabularies must match.
-inline kl_result kl_divergence(session& test, session& reference,
+// The two sessions may be of different types (a CUDA test against a CPU reference).
+template <class Test = session, class Reference = session>
+kl_result kl_divergence(Test& test, Reference& reference,
                                std::span<const std::vector<std::int32_t>> docs,
                                const perplexity_options& o = {}) {
   const std::size_t V = test.weights().config().vocab;
@@ -177,7 +182,8 @@ struct generation {
 
 // Greedy (argmax) continuation of `prompt` from an empty cache: at most max_new tokens, stopping
 // after `stop` when given. Throws kind::argument for an empty prompt or one the cache cannot hold.
-inline generation generate_greedy(session& s, std::span<const std::int32_t> prompt,
+template <class Session = session>
+generation generate_greedy(Session& s, std::span<const std::int32_t> prompt,
                                   std::size_t max_new, std::optional<std::int32_t> stop = {}) {
   if (prompt.empty()) throw error(error::kind::argument, "generate: empty prompt");
   const std::size_t V = s.weights().config().vocab;
@@ -207,7 +213,8 @@ struct speed_result {
 
 // Throughput on a synthetic prompt (ids 1, 2, ... wrapped to the vocabulary): the best of `reps`
 // prefills of prompt_tokens, then decode_tokens single-token steps after that prompt.
-inline speed_result measure_speed(session& s, std::size_t prompt_tokens, std::size_t decode_tokens,
+template <class Session = session>
+speed_result measure_speed(Session& s, std::size_t prompt_tokens, std::size_t decode_tokens,
                                   int reps = 3) {
   const std::size_t V = s.weights().config().vocab;
   if (prompt_tokens == 0 || prompt_tokens + decode_tokens > s.capacity())

@@ -130,7 +130,10 @@ class thread_pool {
   }
 
   void loop() {
-    std::uint64_t seen = state_.load(std::memory_order_acquire) & ~field_mask;
+    // The generation at construction (0), not whatever the state is when this thread first runs:
+    // a region opened -- or the destructor's stop -- before a slow-starting worker got here would
+    // otherwise count as already seen, and the worker would sleep through the stop forever.
+    std::uint64_t seen = 0;
     for (;;) {
       std::uint64_t s = state_.load(std::memory_order_acquire);
       for (int spin = 0; (s & ~field_mask) == seen && spin < 4000; ++spin) {

@@ -113,4 +113,10 @@ void dense_f16(blas& b, const std::uint16_t* w, std::size_t rows, std::size_t co
                const std::uint16_t* x, std::size_t ldx, std::size_t tokens, float* y,
                std::size_t ldy, bool accumulate, cudaStream_t stream = nullptr);
 
+// The same with W and x float32: cublasSgemm (float32 throughout, no TF32 unless the caller's
+// environment forces it).
+void dense_f32(blas& b, const float* w, std::size_t rows, std::size_t cols, const float* x,
+               std::size_t ldx, std::size_t tokens, float* y, std::size_t ldy, bool accumulate,
+               cudaStream_t stream = nullptr);
+
 }  // namespace qforge::engine::cuda

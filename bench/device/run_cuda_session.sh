@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Checks and times engine::cuda_session on a GPU machine that has the CUDA runtime and cuBLAS but
+# none of the project's -dev packages: runs binaries built elsewhere with QFORGE_CUDA=ON
+# (bench/device/pack_cuda_session.sh puts them, their non-CUDA shared libraries and the fixture
+# files a stage needs into .devdeps/cudaeng; the fixtures are assembled under
+# /work/shared/fixtures, where the test binary looks, with tiny-llama's weights taken from
+# examples/models). Stage `tiny`: test_cuda_session (fixture logits of tiny-llama / tiny-qwen3,
+# GGUF Q4_K_M / Q8_0 / Q5_K_M and an AWQ folder made here with `qforge awq` against the CPU
+# engine), `qforge eval --device cpu|cuda` perplexity of the first 100 eval docs of tiny-llama and
+# its GGUF / AWQ artefacts, and the 7B-shaped speed run (qforge_bench_cuda_session). Stage `small`:
+# the logits test on small-llama and `qforge eval` perplexity and speed of small-llama on both
+# devices. Results in $OUT (default out/cuda_session). Exit status: the test's.
+set -uo pipefail
+stage=${1:-tiny}
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$root"
+dep=$root/.devdeps/cudaeng
+out=${OUT:-$root/out/cuda_session}
+mkdir -p "$out"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# pack_cuda_session.sh xz-compresses the larger files of a stage that would not fit otherwise.
+python3 - "$dep" <<'PY'
+import lzma, os, shutil, sys
+for d, _, files in os.walk(sys.argv[1]):
+    for f in files:
+        if f.endswith(".xz"):
+            p = os.path.join(d, f)
+            with lzma.open(p) as i, open(p[:-3], "wb") as o:
+                shutil.copyfileobj(i, o)
+            os.chmod(p[:-3], 0o755)
+            os.remove(p)
+PY
+export LD_LIBRARY_PATH=$dep/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+if ! ldconfig -p | grep -q libcublas.so.13 && [ ! -e /usr/local/cuda/lib64/libcublas.so.13 ]; then
+  d=$(python3 -c 'import nvidia.cublas, os; print(list(nvidia.cublas.__path__)[0])' 2> /dev/null || true)
+  [ -n "$d" ] && export LD_LIBRARY_PATH=$d/lib:$LD_LIBRARY_PATH
+fi
+{ nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem,memory.total --format=csv || true
+  nproc; } | tee "$out/gpu_$stage.txt"
+
+# Fixtures where QFORGE_FIXTURES (compiled into the test) points, from what was carried; the
+# test's scratch folder (QFORGE_TEST_TMP) is created first, which also makes the path resolvable.
+fx=${QFORGE_FIXTURES_DIR:-/work/shared/fixtures}
+mkdir -p "${QFORGE_TEST_TMP_DIR:-/work/main/build-cudaeng2/tests/tmp}" "$fx/models" "$fx/data"
+cp -r "$dep/fx/." "$fx/"
+mkdir -p "$fx/models/tiny-llama"
+for f in examples/models/tiny-llama/*; do ln -sf "$root/$f" "$fx/models/tiny-llama/"; done
+q=$dep/bin/qforge
+eval_docs=$fx/data/eval.jsonl
+
+ppl() {  # model, label, extra args...
+  local m=$1 label=$2; shift 2
+  for dev in cpu cuda; do
+    echo "== $label --device $dev" | tee -a "$out/eval_$stage.txt"
+    "$q" eval "$m" --eval "$eval_docs" --max-docs 100 --device "$dev" "$@" 2>&1 | tee -a "$out/eval_$stage.txt"
+  done
+}
+
+summary() {  # the measured values the test prints (WARN) and its totals
+  grep -E "max \|d logit|perplexity CPU|not present|not run|FAILED|test cases|assertions" "$1" || true
+}
+
+status=0
+if [ "$stage" = tiny ]; then
+  "$q" awq examples/models/tiny-llama --calib examples/data/calibration.jsonl --samples 16 \
+    -o "$work/awq" > "$out/awq.log" 2>&1 || { echo "qforge awq failed"; tail "$out/awq.log"; }
+  "$q" gguf "$fx/models/tiny-llama" -o "$work/f16.gguf" -q
+  for t in Q4_K_M Q8_0; do "$q" quantize "$work/f16.gguf" "$work/$t.gguf" "$t" -q; done
+  QFORGE_TEST_AWQ=$work/awq timeout 300 "$dep/bin/test_cuda_session" -s > "$out/test_tiny.txt" 2>&1
+  status=$?
+  summary "$out/test_tiny.txt"
+  ppl "$fx/models/tiny-llama" tiny-llama --speed-prompt 128 --speed-decode 64
+  ppl "$work/Q4_K_M.gguf" tiny-llama-Q4_K_M --no-speed --tokenizer "$fx/models/tiny-llama"
+  ppl "$work/Q8_0.gguf" tiny-llama-Q8_0 --no-speed --tokenizer "$fx/models/tiny-llama"
+  [ -d "$work/awq" ] && ppl "$work/awq" tiny-llama-AWQ --no-speed --tokenizer "$fx/models/tiny-llama"
+  QFORGE_BENCH_DIR=${QFORGE_BENCH_DIR:-/dev/shm} timeout 420 "$dep/bin/qforge_bench_cuda_session" 2>&1 |
+    tee "$out/bench_7b.txt"
+else
+  timeout 200 "$dep/bin/test_cuda_session" -s \
+    "cuda session: fixture logits*,cuda session: f16*,cuda session: measurements*" \
+    > "$out/test_small.txt" 2>&1
+  status=$?
+  summary "$out/test_small.txt"
+  [ -n "${QFORGE_SKIP_EVAL:-}" ] && exit "$status"
+  ppl "$fx/models/small-llama" small-llama --speed-prompt 512 --speed-decode 128
+  "$q" eval "$fx/models/small-llama" --device cuda --cuda-f16 --speed-prompt 512 --speed-decode 128 2>&1 |
+    tee -a "$out/eval_$stage.txt"
+fi
+exit "$status"
