@@ -7,7 +7,8 @@
 set -euo pipefail
 
 debs=(build-essential cmake pkg-config python3 python3-pip libxsimd-dev catch2 libbenchmark-dev
-      libcli11-dev nlohmann-json3-dev libsimdjson-dev libpcre2-dev libutf8proc-dev gnuplot-nox)
+      libcli11-dev nlohmann-json3-dev libsimdjson-dev libpcre2-dev libutf8proc-dev gnuplot-nox
+      clang)  # clang: libFuzzer for tools/fuzz.sh
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

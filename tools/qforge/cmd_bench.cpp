@@ -5,6 +5,7 @@
 // pass the FP16 / BF16 checkpoint first.
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,7 +20,7 @@ namespace {
 
 struct bench_args {
   std::vector<std::string> artefacts;
-  std::string eval, tasks, tokenizer, out;
+  std::string eval, tasks, tokenizer, out, lora;
   report::bench_settings st;
   bool no_plot = false, quiet = false;
 };
@@ -46,19 +47,12 @@ void run_bench(const bench_args& a) {
   if (!a.eval.empty()) in.docs = report::read_documents(a.eval, *tok, ref.vocab, a.st.max_docs);
   if (!a.tasks.empty()) in.tasks = report::read_tasks(a.tasks);
   in.tok = tok.get();
+  std::optional<engine::lora_adapter> adapter;
+  if (!a.lora.empty()) in.lora = &adapter.emplace(engine::read_lora(a.lora));
   if (!a.out.empty()) std::filesystem::create_directories(a.out);
-  auto rep = report::run_benchmark(
-      in, a.st,
-      [&](const engine::model& m, std::size_t ctx) {
-        return std::make_unique<engine::session>(m, pool, ctx);
-      },
-      [&](const std::string& msg) {
-        if (!a.quiet) std::fprintf(stderr, "%s\n", msg.c_str());
-      });
+  auto rep = run_benchmark_on_device(in, a.st, pool, a.quiet);
   rep.eval_file = a.eval;
   rep.tasks_file = a.tasks;
-  rep.kernels = engine::cpu_ops().name;
-  rep.threads = pool.size();
   print_and_save_report(rep, a.out, !a.no_plot, ref.max_ctx);
 }
 
@@ -75,7 +69,7 @@ void add_bench_settings(CLI::App& cmd, report::bench_settings& st) {
   cmd.add_option("--task-tokens", st.task_tokens, "Greedy tokens generated per task")
       ->check(CLI::Range(1, 4096))->capture_default_str();
   cmd.add_option("-j,--threads", st.threads, "Worker threads (0: one per hardware thread)");
-  cmd.add_option("--device", st.device, "Where the engine runs")->check(CLI::IsMember({"cpu"}))
+  cmd.add_option("--device", st.device, "Where the engine runs")->check(CLI::IsMember({"cpu", "cuda"}))
       ->capture_default_str();
 }
 
@@ -90,6 +84,7 @@ void register_bench(CLI::App& app) {
   cmd->add_option("--tasks", a->tasks, "JSON lines of {\"prompt\", \"expected\"}: greedy answers");
   cmd->add_option("--tokenizer", a->tokenizer, "tokenizer.json or model folder");
   cmd->add_option("-o,--out", a->out, "Folder for results.md / .csv / .json / .png");
+  cmd->add_option("--lora", a->lora, "PEFT LoRA adapter folder applied on every artefact");
   cmd->add_flag("--no-plot", a->no_plot, "Do not draw results.png");
   cmd->add_flag("-q,--quiet", a->quiet, "No progress on stderr");
   add_bench_settings(*cmd, a->st);

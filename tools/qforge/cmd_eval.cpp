@@ -18,6 +18,7 @@
 
 #include "commands.hpp"
 #include "qforge/engine/measure.hpp"
+#include "qforge/report/documents.hpp"
 #include "qforge/tokenize/tokenizer.hpp"
 #if defined(QFORGE_HAVE_CUDA_KERNELS)
 #include "qforge/engine/cuda/session.hpp"
@@ -45,39 +46,23 @@ std::string tokenizer_path(const eval_args& a) {
               "eval texts need a tokenizer: pass --tokenizer (a model folder or tokenizer.json)");
 }
 
+// The same reader as `qforge bench` (report/documents.hpp): {"text"} lines tokenized, {"ids"}
+// lines checked id by id against the vocabulary, errors naming the file and line.
 std::vector<std::vector<std::int32_t>> read_docs(const eval_args& a, const engine::model& m) {
-  std::ifstream in(a.eval);
-  if (!in) throw error(error::kind::io, a.eval, "cannot open");
-  std::vector<std::vector<std::int32_t>> docs;
   std::unique_ptr<tokenize::tokenizer> tok;
-  std::size_t line_no = 0;
-  for (std::string line; std::getline(in, line);) {
-    ++line_no;
-    if (line.empty()) continue;
-    if (a.max_docs && docs.size() == a.max_docs) break;
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception& e) {
-      throw error(error::kind::format, a.eval, cat("line ", line_no, ": ", e.what()));
+  std::ifstream probe(a.eval);
+  if (!probe) throw error(error::kind::io, a.eval, "cannot open");
+  for (std::string line; std::getline(probe, line);)
+    if (line.find("\"text\"") != std::string::npos) {
+      tok = std::make_unique<tokenize::tokenizer>(tokenizer_path(a));
+      break;
     }
-    if (auto ids = j.find("ids"); ids != j.end()) {
-      docs.push_back(ids->get<std::vector<std::int32_t>>());
-      continue;
-    }
-    const auto text = j.find("text");
-    if (text == j.end() || !text->is_string())
-      throw error(error::kind::format, a.eval, cat("line ", line_no, ": no \"text\" or \"ids\""));
-    if (!tok) tok = std::make_unique<tokenize::tokenizer>(tokenizer_path(a));
-    const auto ids = tok->encode(text->get<std::string>());
-    docs.emplace_back(ids.begin(), ids.end());
+  if (!tok) {  // ids only: no tokenizer needed; an empty one satisfies the reader's signature
+    const nlohmann::json none = {{"model", {{"type", "BPE"}, {"vocab", nlohmann::json::object()},
+                                           {"merges", nlohmann::json::array()}}}};
+    tok = std::make_unique<tokenize::tokenizer>(none, "(no tokenizer)");
   }
-  for (const auto& d : docs)
-    for (auto id : d)
-      if (id < 0 || static_cast<std::uint32_t>(id) >= m.config().vocab)
-        throw error(error::kind::format, a.eval,
-                    cat("token id ", id, " outside the model's vocabulary of ", m.config().vocab));
-  return docs;
+  return report::read_documents(a.eval, *tok, m.config().vocab, a.max_docs);
 }
 
 void describe(const char* label, const engine::model& m) {

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -19,6 +20,7 @@
 #include "progress.hpp"
 #include "qforge/awq/quantize_model.hpp"
 #include "qforge/convert/hf_to_gguf.hpp"
+#include "qforge/convert/imatrix.hpp"
 #include "qforge/convert/quantize.hpp"
 #include "qforge/report/benchmark.hpp"
 #include "qforge/tokenize/tokenizer.hpp"
@@ -34,11 +36,11 @@ namespace {
 namespace fs = std::filesystem;
 
 struct pipeline_args {
-  std::string model, calib, eval, tasks, out = "qforge-out";
+  std::string model, calib, eval, tasks, lora, out = "qforge-out";
   std::vector<std::string> formats{"f16", "q8_0", "q5_k_m", "q4_k_m"};
   std::size_t samples = 128, group = 128;
   report::bench_settings st;
-  bool no_awq = false, no_plot = false, quiet = false;
+  bool no_awq = false, no_plot = false, quiet = false, imatrix = false;
 };
 
 // The examples folder shipped with qforge: $QFORGE_EXAMPLES, beside an installed binary
@@ -83,6 +85,10 @@ std::string awq_step(const pipeline_args& a, engine::thread_pool& pool) {
   awq::awq_options o;
   o.group = a.group;
   o.overwrite = true;
+  if (a.imatrix) {
+    o.imatrix_out = (fs::path(a.out) / "imatrix.gguf").string();
+    o.imatrix_dataset = a.calib;
+  }
   progress bar(!a.quiet);
   o.progress = [&](std::size_t i, std::size_t n, bool done) {
     if (done) bar.step(i + 1, n, cat("AWQ layer ", i + 1, "/", n));
@@ -93,7 +99,8 @@ std::string awq_step(const pipeline_args& a, engine::thread_pool& pool) {
   return dir;
 }
 
-std::string gguf_step(const pipeline_args& a, const std::string& type, int threads) {
+std::string gguf_step(const pipeline_args& a, const std::string& type, int threads,
+                      const convert::importance_matrix* imatrix) {
   const auto mix = convert::find_mix(type);
   // llama.cpp's naming: model-f16.gguf for plain types, model-Q4_K_M.gguf for quantized ones.
   std::string name = type;
@@ -106,6 +113,7 @@ std::string gguf_step(const pipeline_args& a, const std::string& type, int threa
     convert::quantize_options q;
     q.ftype = mix->ftype;
     q.threads = threads;
+    q.imatrix = imatrix;
     const auto r = convert::convert_to_gguf_mix(a.model, path, q);
     seconds = r.seconds, bytes = r.bytes_written;
   } else {
@@ -139,29 +147,42 @@ void run_pipeline(pipeline_args a) {
   in.tasks = report::read_tasks(a.tasks);
   in.tok = &tok;
   if (!a.no_awq) (void)awq::read_calibration_prompts(a.calib);
+  if (a.imatrix && a.no_awq)
+    throw error(error::kind::argument, "--imatrix comes from the AWQ calibration pass: drop --no-awq");
+  std::optional<engine::lora_adapter> adapter;
+  if (!a.lora.empty()) {
+    adapter = engine::read_lora(a.lora);
+    auto probe = engine::model::load(a.model);  // fails now, not after the long steps
+    engine::attach_lora(probe, *adapter);
+  }
 
   in.artefacts.push_back(a.model);
   if (!a.no_awq) in.artefacts.push_back(awq_step(a, pool));
+  // With --imatrix the K-quants are activation-aware, from the AWQ calibration pass's statistics.
+  std::optional<convert::importance_matrix> imatrix;
+  if (a.imatrix) imatrix = convert::read_imatrix((fs::path(a.out) / "imatrix.gguf").string());
   std::fprintf(stderr, "== GGUF: %zu files\n", a.formats.size());
   for (std::size_t i = 0; i < a.formats.size(); ++i) {
     if (!a.quiet) std::fprintf(stderr, "[%zu/%zu] GGUF %s\n", i + 1, a.formats.size(), a.formats[i].c_str());
-    in.artefacts.push_back(gguf_step(a, a.formats[i], a.st.threads));
+    in.artefacts.push_back(gguf_step(a, a.formats[i], a.st.threads, imatrix ? &*imatrix : nullptr));
   }
   std::fprintf(stderr, "== benchmark: %zu artefacts, %zu documents, %zu tasks\n", in.artefacts.size(),
                in.docs.size(), in.tasks.size());
-  auto rep = report::run_benchmark(
-      in, a.st,
-      [&](const engine::model& m, std::size_t ctx) {
-        return std::make_unique<engine::session>(m, pool, ctx);
-      },
-      [&](const std::string& msg) {
-        if (!a.quiet) std::fprintf(stderr, "%s\n", msg.c_str());
-      });
+  auto rep = run_benchmark_on_device(in, a.st, pool, a.quiet);
   rep.eval_file = a.eval;
   rep.tasks_file = a.tasks;
-  rep.kernels = engine::cpu_ops().name;
-  rep.threads = pool.size();
   print_and_save_report(rep, a.out, !a.no_plot, cfg.max_ctx);
+  if (adapter) {
+    // The adapter the user will serve, on every base: the drift it suffers on each quantized
+    // base against the FP16 base with the same adapter.
+    std::fprintf(stderr, "== benchmark with the LoRA adapter %s on every artefact\n", a.lora.c_str());
+    in.lora = &*adapter;
+    auto with = run_benchmark_on_device(in, a.st, pool, a.quiet);
+    with.eval_file = a.eval;
+    with.tasks_file = a.tasks;
+    std::printf("\nWith the LoRA adapter %s on every base (reference: FP16 + adapter):\n", a.lora.c_str());
+    print_and_save_report(with, a.out, !a.no_plot, cfg.max_ctx, "results-lora");
+  }
   std::printf("Pipeline finished in %.1f s.\n",
               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
 }
@@ -182,6 +203,10 @@ void register_pipeline(CLI::App& app) {
   cmd->add_option("--group", a->group, "AWQ group size")->check(CLI::IsMember({32, 64, 128}))
       ->capture_default_str();
   cmd->add_flag("--no-awq", a->no_awq, "Skip the AWQ checkpoint");
+  cmd->add_flag("--imatrix", a->imatrix,
+                "Write OUT_DIR/imatrix.gguf from the AWQ calibration pass and make the K-quants with it");
+  cmd->add_option("--lora", a->lora,
+                  "PEFT LoRA adapter: also benchmark every artefact with it applied (results-lora.*)");
   cmd->add_flag("--no-plot", a->no_plot, "Do not draw results.png");
   cmd->add_flag("-q,--quiet", a->quiet, "No progress on stderr");
   add_bench_settings(*cmd, a->st);

@@ -8,6 +8,9 @@
 // every backend of the build with its availability so tests can run each against the reference.
 #pragma once
 #include <array>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 #include <cstddef>
 #include <cstdlib>
 #include <optional>
@@ -132,13 +135,21 @@ class entry {
 // What this CPU can run, as the kernels' compile flags require (isa_avx2.cpp: -mavx2 -mfma -mf16c;
 // isa_avx512.cpp: those plus -mavx512f/bw/dq/vl). GCC's and Clang's probe also checks that the OS saves the
 // wide registers (XGETBV), which xsimd 8's cpuid probe does not.
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+// CPUID.1:ECX bit 29. Asked of cpuid directly: clang before 18 rejects "f16c" in
+// __builtin_cpu_supports, and F16C adds no register state beyond what the AVX2 probe checks.
+inline bool has_f16c() noexcept {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  return __get_cpuid(1, &a, &b, &c, &d) != 0 && (c & (1u << 29)) != 0;
+}
+#endif
+
 inline bool cpu_supports(id b) noexcept {
   switch (b) {
     case id::scalar: return true;
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
     case id::avx2:
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-             __builtin_cpu_supports("f16c");
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c();
     case id::avx512:
       return cpu_supports(id::avx2) && __builtin_cpu_supports("avx512f") &&
              __builtin_cpu_supports("avx512bw") &&

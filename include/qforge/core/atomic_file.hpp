@@ -3,9 +3,12 @@
 // it only after a successful flush + fsync, so an interrupted run leaves either nothing or the
 // previous complete artefact under the final name. The process id keeps two processes writing the
 // same output from renaming each other's half-written file (the last complete one wins); the
-// ".qforge.tmp" ending makes a killed run's leftover recognisable.
+// ".qforge.tmp" ending makes a killed run's leftover recognisable, and the next atomic_file for the
+// same final path deletes the leftovers of processes that no longer exist (SIGKILL, power loss).
 #pragma once
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -14,6 +17,7 @@
 #include <cstring>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "qforge/core/error.hpp"
@@ -29,8 +33,45 @@ class atomic_file {
     return final_path + "." + std::to_string(::getpid()) + temp_suffix;
   }
 
+  // Deletes "<final>.<pid>.qforge.tmp" files beside `final_path` whose process is gone, and returns
+  // how many. A live pid (another writer of the same output, or an unrelated process that reused
+  // the number) keeps its file: only a certainly dead writer's bytes are removed. Best effort: an
+  // unreadable folder or a failed unlink is left for the user, whom the name already warns.
+  static std::size_t remove_stale_temps(const std::string& final_path) {
+    const auto slash = final_path.rfind('/');
+    const std::string dir = slash == std::string::npos ? "." : final_path.substr(0, slash + 1);
+    const std::string_view base = slash == std::string::npos
+                                      ? std::string_view(final_path)
+                                      : std::string_view(final_path).substr(slash + 1);
+    DIR* d = ::opendir(dir.c_str());
+    if (d == nullptr) return 0;
+    std::vector<std::string> stale;
+    while (const dirent* e = ::readdir(d)) {
+      const std::string_view name = e->d_name;
+      const std::string_view suffix = temp_suffix;
+      if (name.size() <= base.size() + 1 + suffix.size() || !name.starts_with(base) ||
+          name[base.size()] != '.' || !name.ends_with(suffix))
+        continue;
+      const std::string_view digits =
+          name.substr(base.size() + 1, name.size() - base.size() - 1 - suffix.size());
+      if (digits.empty() || digits.size() > 9 ||
+          digits.find_first_not_of("0123456789") != std::string_view::npos)
+        continue;
+      const pid_t pid = static_cast<pid_t>(std::stol(std::string(digits)));
+      if (pid <= 0 || pid == ::getpid()) continue;
+      if (::kill(pid, 0) == 0 || errno != ESRCH) continue;  // alive, or not ours to judge
+      stale.emplace_back(name);
+    }
+    ::closedir(d);
+    std::size_t removed = 0;
+    for (const auto& name : stale)
+      removed += ::unlink((slash == std::string::npos ? name : dir + name).c_str()) == 0 ? 1 : 0;
+    return removed;
+  }
+
   explicit atomic_file(std::string final_path, std::size_t buffer_bytes = std::size_t{8} << 20)
       : final_(std::move(final_path)), temp_(temp_path_for(final_)) {
+    remove_stale_temps(final_);
     fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd_ < 0) throw error(error::kind::io, temp_, cat("cannot create: ", std::strerror(errno)));
     buffer_.reserve(buffer_bytes);

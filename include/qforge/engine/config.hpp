@@ -151,6 +151,8 @@ inline model_config from_gguf(const format::gguf::reader& r) {
   c.n_layers = u32(k::block_count);
   c.hidden = u32(k::embedding_length);
   c.n_heads = u32(k::attention_head_count);
+  if (c.n_heads == 0)  // checked here: head_dim below divides by it before check_shape runs
+    throw error(error::kind::format, r.path(), cat("key '", a(k::attention_head_count), "' is 0"));
   c.n_kv_heads = r.find(a(k::attention_head_count_kv)) ? u32(k::attention_head_count_kv)
                                                        : c.n_heads;
   c.ffn = u32(k::feed_forward_length);

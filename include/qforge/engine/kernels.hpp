@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
 // The forward pass's inner loops, written once against xsimd and instantiated per ISA: dot products
-// of a weight row (F32, F16, BF16 or Q8_0 blocks, read in place) with float activations, F16/BF16
+// of a weight row (F32, F16, BF16 or Q8_0 blocks, read in place) with float activations, integer
+// dot products of K-quant / Q8_0 rows with 8-bit activations (engine/quant_dot_simd.hpp), F16/BF16
 // row conversion, and a register-blocked product of a few float weight rows with a few activation
-// rows (prefill). Everything accumulates in float32 with fused multiply-adds, so results differ
-// from a sequential sum by rounding only; nothing here has to match bytes. `ops` is the table of
+// rows (prefill). The float kernels accumulate in float32 with fused multiply-adds, so results
+// differ from a sequential sum by rounding only; the integer ones add the activations' 8-bit
+// rounding (bound in engine/quant_dot.hpp). Nothing here has to match bytes. `ops` is the table of
 // one ISA's kernels; cpu_ops() picks the table once, following backend::selected() (and so
 // QFORGE_BACKEND): with qforge::kernels linked the AVX2/AVX-512 tables come from
 // kernels/cpu/engine_*.cpp (each built with its ISA flags), header-only it is the arch the
@@ -18,6 +20,7 @@
 
 #include "qforge/backend/dispatch.hpp"
 #include "qforge/core/fp16.hpp"
+#include "qforge/engine/quant_dot_simd.hpp"
 #include "qforge/quant/blocks.hpp"
 
 namespace qforge::engine {
@@ -34,6 +37,16 @@ struct ops {
   // y[t * ldy + r] = sum_k w[r * ldw + k] * x[t * ldx + k] for r < rows, t < tokens, k < n.
   void (*gemm)(const float* w, std::size_t ldw, std::size_t rows, const float* x, std::size_t ldx,
                std::size_t tokens, std::size_t n, float* y, std::size_t ldy) noexcept;
+  // Activations quantized once per product (engine/quant_dot.hpp): n / 256 qdot::act_q8_k or n / 32
+  // qdot::act_q8_0 into `a`, then integer dot products of rows of n values with them.
+  void (*quantize_q8_k)(const float* x, std::size_t n, std::byte* a) noexcept;
+  void (*quantize_q8_0)(const float* x, std::size_t n, std::byte* a) noexcept;
+  float (*dot_q2_k_q8)(const std::byte* w, const std::byte* a, std::size_t n) noexcept;
+  float (*dot_q3_k_q8)(const std::byte* w, const std::byte* a, std::size_t n) noexcept;
+  float (*dot_q4_k_q8)(const std::byte* w, const std::byte* a, std::size_t n) noexcept;
+  float (*dot_q5_k_q8)(const std::byte* w, const std::byte* a, std::size_t n) noexcept;
+  float (*dot_q6_k_q8)(const std::byte* w, const std::byte* a, std::size_t n) noexcept;
+  float (*dot_q8_0_q8)(const std::byte* w, const std::byte* a, std::size_t n) noexcept;
   const char* name;
 };
 
@@ -229,6 +242,14 @@ void gemm(const float* w, std::size_t ldw, std::size_t rows, const float* x, std
   for (; r < rows; ++r) gemm_rows<Arch, 1>(w + r * ldw, ldw, x, ldx, tokens, n, y + r, ldy);
 }
 
+// The integer dot of one row of Block against activations of format Act (n values).
+template <class Arch, class Block, class Act>
+float qdot_row(const std::byte* w, const std::byte* a, std::size_t n) noexcept {
+  constexpr std::size_t per = sizeof(Act) == sizeof(qdot::act_q8_0) ? quant::qk8_0 : qdot::qk;
+  return qdot::dot<Arch>(reinterpret_cast<const Block*>(w), reinterpret_cast<const Act*>(a),
+                        n / per);
+}
+
 inline float f16_scalar(const std::byte* p) noexcept { return fp16_to_fp32(load_u16(p)); }
 inline float bf16_scalar(const std::byte* p) noexcept { return bf16_to_fp32(load_u16(p)); }
 
@@ -259,6 +280,18 @@ constexpr ops make_ops(const char* name) noexcept {
     d::convert_row<Arch>(s, y, n, d::load_bf16<Arch>, bf16_to_fp32);
   };
   o.gemm = d::gemm<Arch>;
+  o.quantize_q8_k = [](const float* x, std::size_t n, std::byte* a) noexcept {
+    qdot::quantize_q8_k<Arch>(x, n, reinterpret_cast<qdot::act_q8_k*>(a));
+  };
+  o.quantize_q8_0 = [](const float* x, std::size_t n, std::byte* a) noexcept {
+    qdot::quantize_q8_0<Arch>(x, n, reinterpret_cast<qdot::act_q8_0*>(a));
+  };
+  o.dot_q2_k_q8 = d::qdot_row<Arch, quant::block_q2_k, qdot::act_q8_k>;
+  o.dot_q3_k_q8 = d::qdot_row<Arch, quant::block_q3_k, qdot::act_q8_k>;
+  o.dot_q4_k_q8 = d::qdot_row<Arch, quant::block_q4_k, qdot::act_q8_k>;
+  o.dot_q5_k_q8 = d::qdot_row<Arch, quant::block_q5_k, qdot::act_q8_k>;
+  o.dot_q6_k_q8 = d::qdot_row<Arch, quant::block_q6_k, qdot::act_q8_k>;
+  o.dot_q8_0_q8 = d::qdot_row<Arch, quant::block_q8_0, qdot::act_q8_0>;
   o.name = name;
   return o;
 }

@@ -3,12 +3,16 @@
 // row-major [rows, cols] weights of one GGUF type (F32, F16, BF16, Q8_0, or any type with a quant
 // family decoder), read in place from the memory map. y = x W^T is split across the pool by output
 // rows, so each thread owns its outputs and results do not depend on the thread count. One token
-// (decode) takes a dot product per row straight on the stored bytes (F16/BF16/Q8_0 fused, other
-// block types decoded one row at a time into a small per-thread buffer); several tokens (prefill)
+// (decode) takes a dot product per row straight on the stored bytes: F16/BF16 fused with float
+// activations; Q8_0 and K-quant rows against activations quantized once per product to 8 bits
+// with integer multiply-adds, as llama.cpp does (engine/quant_dot.hpp; decode_activations::f32
+// turns that off); other block types decoded one row at a time into a small per-thread buffer);
+// several tokens (prefill)
 // convert a few rows to float once and run the register-blocked kernel over all tokens, so the
 // conversion cost is paid once per row rather than once per token.
 #pragma once
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -100,7 +104,47 @@ inline std::vector<float>& scratch(std::size_t n) {
   return buf;
 }
 
+// The 8-bit-activation product for a weight type: its activation quantizer, row dot and the
+// activation bytes per value block; dot is null for types without one.
+struct int8_path {
+  void (*quantize)(const float*, std::size_t, std::byte*) noexcept = nullptr;
+  float (*dot)(const std::byte*, const std::byte*, std::size_t) noexcept = nullptr;
+  std::size_t block_values = 1, block_bytes = 0;
+};
+
+inline int8_path int8_path_of(const ops& k, quant::qtype t) noexcept {
+  using quant::qtype;
+  constexpr std::size_t kq = qdot::qk, kb = sizeof(qdot::act_q8_k);
+  switch (t) {
+    case qtype::q2_k: return {k.quantize_q8_k, k.dot_q2_k_q8, kq, kb};
+    case qtype::q3_k: return {k.quantize_q8_k, k.dot_q3_k_q8, kq, kb};
+    case qtype::q4_k: return {k.quantize_q8_k, k.dot_q4_k_q8, kq, kb};
+    case qtype::q5_k: return {k.quantize_q8_k, k.dot_q5_k_q8, kq, kb};
+    case qtype::q6_k: return {k.quantize_q8_k, k.dot_q6_k_q8, kq, kb};
+    case qtype::q8_0:
+      return {k.quantize_q8_0, k.dot_q8_0_q8, quant::qk8_0, sizeof(qdot::act_q8_0)};
+    default: return {};
+  }
+}
+
+inline std::byte* act_scratch(std::size_t bytes) {
+  thread_local std::vector<std::byte> buf;
+  if (buf.size() < bytes) buf.resize(bytes);
+  return buf.data();
+}
+
 }  // namespace detail
+
+// How single-token products with Q8_0 / K-quant weights treat the activations. q8 (the default):
+// quantized once per product to 8 bits and multiplied with integer instructions, several times
+// faster; each activation moves by at most half its block's step (max|x| / 254), so decode logits
+// differ slightly from prefill logits of the same tokens. f32: weight rows decoded to float, the
+// prefill path's arithmetic (for comparisons that need decode == prefill within float rounding).
+enum class decode_activations { q8, f32 };
+inline std::atomic<decode_activations>& decode_activation_mode() noexcept {
+  static std::atomic<decode_activations> mode{decode_activations::q8};
+  return mode;
+}
 
 // Row r of m as floats (embedding look-up). out.size() must be m.cols.
 inline void lookup_row(const matrix& m, std::size_t r, std::span<float> out) {
@@ -126,6 +170,17 @@ inline void matmul_base(const matrix& w, const float* x, std::size_t ldx, std::s
       }
     });
     return;
+  }
+  if (tokens == 1 &&
+      decode_activation_mode().load(std::memory_order_relaxed) == decode_activations::q8) {
+    if (const detail::int8_path q = detail::int8_path_of(k, w.type); q.dot != nullptr) {
+      std::byte* a = detail::act_scratch(n / q.block_values * q.block_bytes);
+      q.quantize(x, n, a);
+      pool.parallel_for(w.rows, 16, [&](std::size_t b, std::size_t e) {
+        for (std::size_t r = b; r < e; ++r) y[r] = q.dot(w.row(r), a, n);
+      });
+      return;
+    }
   }
   if (tokens == 1) {
     float (*dot)(const std::byte*, const float*, std::size_t) noexcept = nullptr;

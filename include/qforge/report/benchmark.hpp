@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "qforge/engine/divergence.hpp"
+#include "qforge/engine/lora.hpp"
 #include "qforge/engine/measure.hpp"
 #include "qforge/report/artefact.hpp"
 #include "qforge/report/documents.hpp"
@@ -64,7 +65,7 @@ struct bench_row {
 
 struct bench_report {
   bench_settings settings;
-  std::string eval_file, tasks_file, kernels;
+  std::string eval_file, tasks_file, kernels, adapter;
   std::size_t threads = 0;
   std::vector<bench_row> rows;  // rows[0] is the reference
 };
@@ -132,7 +133,20 @@ struct bench_inputs {
   std::vector<std::vector<std::int32_t>> docs;
   std::vector<task> tasks;
   const tokenize::tokenizer* tok = nullptr;  // needed for tasks
+  // Applied to every artefact, the reference included: the table then shows what serving the
+  // adapter on each quantized base costs against serving it on the FP16 model.
+  const engine::lora_adapter* lora = nullptr;
 };
+
+namespace detail {
+
+inline engine::model load_with_adapter(const std::string& path, const engine::lora_adapter* lora) {
+  auto m = engine::model::load(path);
+  if (lora) engine::attach_lora(m, *lora);
+  return m;
+}
+
+}  // namespace detail
 
 // `make_session(model, ctx)` returns a std::unique_ptr to a session of the backend being measured;
 // `on_progress(message)` reports each step. Throws what the loaders and sessions throw.
@@ -162,7 +176,7 @@ bench_report run_benchmark(const bench_inputs& in, const bench_settings& st,
     const auto t0 = clock::now();
     const peak_memory_probe probe;
     {
-      const auto m = engine::model::load(in.artefacts[i]);
+      const auto m = detail::load_with_adapter(in.artefacts[i], in.lora);
       auto s = make_session(m, speed_ctx);
       row.speed = engine::measure_speed(*s, st.speed_prompt, st.speed_decode, st.speed_reps);
       if (!in.tasks.empty() && in.tok)
@@ -183,7 +197,7 @@ bench_report run_benchmark(const bench_inputs& in, const bench_settings& st,
   const auto t0 = clock::now();
   std::vector<engine::model> models;
   models.reserve(in.artefacts.size());
-  for (const auto& p : in.artefacts) models.push_back(engine::model::load(p));
+  for (const auto& p : in.artefacts) models.push_back(detail::load_with_adapter(p, in.lora));
   const std::size_t V = models[0].config().vocab;
   for (std::size_t i = 1; i < models.size(); ++i)
     if (models[i].config().vocab != V)

@@ -64,16 +64,23 @@ inline std::vector<std::vector<std::int32_t>> read_documents(const std::string& 
   detail::for_each_json_line(path, [&](const nlohmann::json& j, std::size_t line_no) {
     if (max_docs && docs.size() == max_docs) return;
     if (const auto ids = j.find("ids"); ids != j.end()) {
-      std::vector<std::int32_t> d;
-      try {
-        d = ids->get<std::vector<std::int32_t>>();
-      } catch (const nlohmann::json::exception&) {
+      // Checked element by element before any conversion: nlohmann turns 6.4e113 or 2^40 into an
+      // int32_t without a word (undefined behaviour for the float).
+      if (!ids->is_array())
         throw error(error::kind::format, path, cat("line ", line_no, ": \"ids\" is not a list of integers"));
-      }
-      for (const auto id : d)
-        if (id < 0 || static_cast<std::uint32_t>(id) >= vocab)
+      std::vector<std::int32_t> d;
+      d.reserve(ids->size());
+      for (const auto& v : *ids) {
+        if (!v.is_number_integer())
+          throw error(error::kind::format, path, cat("line ", line_no, ": \"ids\" is not a list of integers"));
+        const bool in_range = v.is_number_unsigned() ? v.get<std::uint64_t>() < vocab
+                                                     : v.get<std::int64_t>() >= 0 &&
+                                                           v.get<std::int64_t>() < std::int64_t{vocab};
+        if (!in_range)
           throw error(error::kind::format, path,
-                      cat("line ", line_no, ": token id ", id, " outside the vocabulary of ", vocab));
+                      cat("line ", line_no, ": token id ", v.dump(), " outside the vocabulary of ", vocab));
+        d.push_back(static_cast<std::int32_t>(v.get<std::int64_t>()));
+      }
       docs.push_back(std::move(d));
       return;
     }

@@ -94,7 +94,8 @@ inline nlohmann::json to_json(const bench_report& rep) {
                    {"device", st.device},
                    {"kernels", rep.kernels},
                    {"eval_file", rep.eval_file},
-                   {"tasks_file", rep.tasks_file}};
+                   {"tasks_file", rep.tasks_file},
+                   {"lora_adapter", rep.adapter}};
   j["rows"] = nlohmann::json::array();
   for (const auto& r : rep.rows) {
     nlohmann::json row = {{"format", r.artefact.format},
@@ -126,16 +127,17 @@ inline nlohmann::json to_json(const bench_report& rep) {
   return j;
 }
 
-// results.md, results.csv and results.json in `dir`, each written atomically.
-inline void write_report_files(const bench_report& rep, const std::string& dir) {
+// <stem>.md, <stem>.csv and <stem>.json in `dir`, each written atomically.
+inline void write_report_files(const bench_report& rep, const std::string& dir,
+                               const std::string& stem = "results") {
   const auto save = [&](const std::string& name, const std::string& text) {
     atomic_file f(dir + "/" + name);
     f.write(text.data(), text.size());
     f.commit();
   };
-  save("results.md", to_markdown(rep));
-  save("results.csv", to_csv(rep));
-  save("results.json", to_json(rep).dump(2) + "\n");
+  save(stem + ".md", to_markdown(rep));
+  save(stem + ".csv", to_csv(rep));
+  save(stem + ".json", to_json(rep).dump(2) + "\n");
 }
 
 }  // namespace qforge::report

@@ -111,6 +111,9 @@ class pair_map {
   struct value {
     std::uint32_t rank, id;
   };
+  // Never without slots: a model with no "merges" never calls reserve(), and find() must still
+  // see an empty table rather than index an empty vector.
+  pair_map() { reserve(0); }
   void reserve(std::size_t n) {
     std::size_t cap = 16;
     while (cap < n * 2) cap <<= 1;

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "qforge/core/error.hpp"
+#include "qforge/format/hf/json.hpp"
 
 namespace qforge::format::hf {
 
@@ -68,14 +69,28 @@ struct model_config {
 
 namespace detail {
 
+// Bound on every model dimension (layers, widths, heads, vocabulary): 16 M is far above any real
+// model (vocabularies reach ~256 K, widths ~64 K) yet keeps what a hostile config can make a reader
+// allocate per dimension, and every product of two of them, far below 2^64.
+inline constexpr std::int64_t max_dimension = std::int64_t{1} << 24;
+
+// Numbers from the file as text for errors: a hostile value may be an array nested thousands deep,
+// which dump() would print in full (recursively).
+inline std::string brief(const nlohmann::json& v) {
+  if (v.is_structured()) return cat("a JSON ", v.type_name());
+  std::string s = v.dump();
+  return s.size() > 40 ? s.substr(0, 40) + "..." : s;
+}
+
 inline std::uint32_t get_u32(const nlohmann::json& j, const char* key, const std::string& path) {
   const auto it = j.find(key);
   if (it == j.end() || it->is_null())
     throw error(error::kind::format, path, cat("missing required key '", key, "'"));
   if (!it->is_number_integer() || it->get<std::int64_t>() <= 0 ||
-      it->get<std::int64_t>() > std::int64_t{1} << 31)
+      it->get<std::int64_t>() > max_dimension)
     throw error(error::kind::format, path,
-                cat("key '", key, "' must be a positive integer, got ", it->dump()));
+                cat("key '", key, "' must be an integer in [1, ", max_dimension, "], got ",
+                    brief(*it)));
   return it->get<std::uint32_t>();
 }
 
@@ -86,14 +101,16 @@ inline std::optional<std::uint32_t> opt_u32(const nlohmann::json& j, const char*
   if (it->is_array()) {  // eos_token_id may be a list; llama.cpp takes the first
     if (it->empty()) return std::nullopt;
     const auto& first = it->front();
-    if (!first.is_number_integer() || first.get<std::int64_t>() < 0)
-      throw error(error::kind::format, path, cat("key '", key, "' holds a non-integer"));
+    if (!first.is_number_integer() || first.get<std::int64_t>() < 0 ||
+        first.get<std::int64_t>() > std::int64_t{1} << 31)
+      throw error(error::kind::format, path,
+                  cat("key '", key, "' holds ", brief(first), ", not an integer in [0, 2^31]"));
     return first.get<std::uint32_t>();
   }
   if (!it->is_number_integer() || it->get<std::int64_t>() < 0 ||
       it->get<std::int64_t>() > std::int64_t{1} << 31)
     throw error(error::kind::format, path,
-                cat("key '", key, "' must be a non-negative integer, got ", it->dump()));
+                cat("key '", key, "' must be a non-negative integer, got ", brief(*it)));
   return it->get<std::uint32_t>();
 }
 
@@ -102,7 +119,7 @@ inline std::optional<double> opt_number(const nlohmann::json& j, const char* key
   const auto it = j.find(key);
   if (it == j.end() || it->is_null()) return std::nullopt;
   if (!it->is_number())
-    throw error(error::kind::format, path, cat("key '", key, "' must be a number, got ", it->dump()));
+    throw error(error::kind::format, path, cat("key '", key, "' must be a number, got ", brief(*it)));
   const double v = it->get<double>();
   if (!std::isfinite(v)) throw error(error::kind::format, path, cat("key '", key, "' is not finite"));
   return v;
@@ -162,12 +179,7 @@ inline void read_rope(const nlohmann::json& j, model_config& c) {
 
 // Parses config.json text; `path` is used in error messages only.
 inline model_config parse_config(const std::string& text, const std::string& path) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    throw error(error::kind::format, path, cat("invalid JSON: ", e.what()));
-  }
+  const nlohmann::json j = parse_json(text, path);
   if (!j.is_object()) throw error(error::kind::format, path, "config.json must be a JSON object");
   model_config c;
   c.path = path;
@@ -206,6 +218,9 @@ inline model_config parse_config(const std::string& text, const std::string& pat
   c.max_position_embeddings =
       detail::opt_u32(j, "max_position_embeddings", path).value_or(2048);
   if (auto hd = detail::opt_u32(j, "head_dim", path); hd && *hd > 0) {
+    if (*hd > detail::max_dimension)
+      throw error(error::kind::format, path,
+                  cat("head_dim ", *hd, " is over the limit of ", detail::max_dimension));
     c.head_dim = *hd;
     c.head_dim_given = true;
   } else {

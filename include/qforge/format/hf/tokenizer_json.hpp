@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "qforge/core/error.hpp"
+#include "qforge/format/hf/json.hpp"
 
 namespace qforge::format::hf {
 
@@ -54,13 +55,7 @@ inline std::optional<std::string> read_text_if_exists(const std::string& path) {
 inline std::optional<json> read_json_if_exists(const std::string& path) {
   auto text = read_text_if_exists(path);
   if (!text) return std::nullopt;
-  try {
-    return json::parse(*text);
-  } catch (const json::parse_error& e) {
-    // e.byte is 1-based and points just past the offending character.
-    throw error(error::kind::format, path, e.byte > 0 ? e.byte - 1 : 0,
-                cat("invalid JSON: ", e.what()));
-  }
+  return parse_json(*text, path);
 }
 
 inline std::string in_dir(const std::string& dir, const char* name) {

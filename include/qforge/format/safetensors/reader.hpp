@@ -134,7 +134,8 @@ inline nlohmann::json parse_json(std::span<const std::byte> text, const std::str
   const auto* first = reinterpret_cast<const char*>(text.data());
   // nlohmann stops at a raw NUL as if the input ended there, which would hide whatever follows.
   // JSON allows none (a string spells it \u0000), so reject it before parsing.
-  if (const void* nul = std::memchr(first, 0, text.size()))
+  // (An empty file maps to no address at all, and memchr must not see a null pointer.)
+  if (const void* nul = text.empty() ? nullptr : std::memchr(first, 0, text.size()))
     throw error(error::kind::format, path,
                 base + static_cast<std::uint64_t>(static_cast<const char*>(nul) - first),
                 "invalid JSON: NUL byte");

@@ -1,0 +1,9 @@
+// SPDX-License-Identifier: MIT
+// libFuzzer target: tokenizer_config input through qforge::fuzz::tokenizer_config (entry_points.hpp), the same entry
+// the regression test replays in the normal build.
+#include "entry_points.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  qforge::fuzz::tokenizer_config({data, size});
+  return 0;
+}
