@@ -5,9 +5,12 @@
 // {"total_size"}, "weight_map"}); config.json = the source config with torch_dtype float16 and
 // quantization_config {quant_method awq, bits 4, group_size, zero_point true, version gemm,
 // modules_to_not_convert null}; tokenizer files, generation config and chat template copied from
-// the source. Everything is written into "<out>.qforge.tmp/" and renamed to <out> at the end, so
-// a failed run leaves nothing under the output name.
+// the source. Everything is written into "<out>.qforge.tmp/" and renamed to <out> at the end (an
+// existing folder, with overwrite, is swapped out atomically), so a failed or killed run leaves
+// the previous folder, or nothing, under the output name -- never a partial one.
 #pragma once
+#include <fcntl.h>
+#include <stdio.h>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -129,7 +132,27 @@ inline void write_awq_folder(const std::string& model_dir, const std::string& ou
       if (fs::exists(src, ec) && !fs::copy_file(src, tmp / f, ec))
         throw error(error::kind::io, src.string(), cat("cannot copy: ", ec.message()));
     }
-    if (fs::exists(out, ec)) fs::remove_all(out, ec);
+    if (fs::exists(out, ec)) {
+      // Swap the finished folder and the previous one in one step, so a kill at any point leaves
+      // the previous artefact or the new one under the final name, never neither; then drop the old.
+      if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, out.c_str(), RENAME_EXCHANGE) == 0) {
+        fs::remove_all(tmp, ec);
+        return;
+      }
+      // No atomic exchange on this file system: keep the old folder aside until the new one is in.
+      const fs::path aside = fs::path(out_dir + ".qforge.old");
+      fs::remove_all(aside, ec);
+      fs::rename(out, aside, ec);
+      if (ec) throw error(error::kind::io, out_dir, cat("cannot move the previous folder aside: ", ec.message()));
+      fs::rename(tmp, out, ec);
+      if (ec) {
+        std::error_code back;
+        fs::rename(aside, out, back);
+        throw error(error::kind::io, out_dir, cat("cannot rename into place: ", ec.message()));
+      }
+      fs::remove_all(aside, ec);
+      return;
+    }
     fs::rename(tmp, out, ec);
     if (ec) throw error(error::kind::io, out_dir, cat("cannot rename into place: ", ec.message()));
   } catch (...) {
