@@ -28,6 +28,7 @@
 #include "qforge/engine/cuda/session.hpp"
 #include "qforge/engine/measure.hpp"
 #include "qforge/format/safetensors/reader.hpp"
+#include "reference_logits.hpp"
 
 namespace {
 
@@ -42,23 +43,10 @@ bool have_gpu() {
   return false;
 }
 
-struct prompt {
-  std::vector<std::int32_t> ids;
-  std::vector<float> logits;  // [T, vocab]
-};
+using prompt = testdata::reference_prompt;
 
 std::vector<prompt> reference_prompts(const std::string& name) {
-  const format::safetensors::file f(models + name + "/reference_logits.safetensors");
-  std::vector<prompt> out;
-  for (int i = 0; i < 3; ++i) {
-    prompt p;
-    const auto ids = f.view(cat("prompt", i, ".ids"));
-    p.ids.resize(ids.numel());
-    std::memcpy(p.ids.data(), ids.bytes().data(), ids.bytes().size());
-    p.logits = f.view(cat("prompt", i, ".logits")).to_f32();
-    out.push_back(std::move(p));
-  }
-  return out;
+  return testdata::read_reference_prompts(models + name + "/reference_logits.safetensors");
 }
 
 // max |got - want| / max |want|.

@@ -16,6 +16,7 @@
 #include "qforge/engine/forward.hpp"
 #include "qforge/engine/model.hpp"
 #include "qforge/format/safetensors/reader.hpp"
+#include "reference_logits.hpp"
 
 namespace {
 
@@ -23,24 +24,10 @@ using namespace qforge;
 
 const std::string models = std::string(QFORGE_FIXTURES) + "/models/";
 
-struct prompt {
-  std::vector<std::int32_t> ids;
-  std::vector<float> logits;  // [T, vocab]
-};
+using prompt = testdata::reference_prompt;
 
 std::vector<prompt> reference_prompts(const std::string& name) {
-  const format::safetensors::file f(models + name + "/reference_logits.safetensors");
-  std::vector<prompt> out;
-  for (int i = 0; i < 3; ++i) {
-    prompt p;
-    const auto ids = f.view(cat("prompt", i, ".ids"));
-    REQUIRE(ids.type() == format::safetensors::dtype::i32);
-    p.ids.resize(ids.numel());
-    std::memcpy(p.ids.data(), ids.bytes().data(), ids.bytes().size());
-    p.logits = f.view(cat("prompt", i, ".logits")).to_f32();
-    out.push_back(std::move(p));
-  }
-  return out;
+  return testdata::read_reference_prompts(models + name + "/reference_logits.safetensors");
 }
 
 // Converted once per model and type per test run, into the test scratch folder.

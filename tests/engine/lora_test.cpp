@@ -15,6 +15,7 @@
 #include "qforge/convert/quantize.hpp"
 #include "qforge/engine/forward.hpp"
 #include "qforge/engine/lora.hpp"
+#include "reference_logits.hpp"
 
 using namespace qforge;
 namespace fs = std::filesystem;
@@ -25,23 +26,8 @@ const std::string root = fs::path(__FILE__).parent_path().parent_path().parent_p
 const std::string base_dir = root + "/examples/models/tiny-llama";
 const std::string adapter_dir = root + "/examples/adapters/tiny-llama-lora";
 
-struct prompt {
-  std::vector<std::int32_t> ids;
-  std::vector<float> logits;
-};
-
-std::vector<prompt> reference() {
-  const format::safetensors::file f(root + "/tests/engine/data/lora_reference.safetensors");
-  std::vector<prompt> out;
-  for (int i = 0; i < 3; ++i) {
-    prompt p;
-    const auto ids = f.view(cat("prompt", i, ".ids"));
-    p.ids.resize(ids.numel());
-    std::memcpy(p.ids.data(), ids.bytes().data(), ids.bytes().size());
-    p.logits = f.view(cat("prompt", i, ".logits")).to_f32();
-    out.push_back(std::move(p));
-  }
-  return out;
+std::vector<testdata::reference_prompt> reference() {
+  return testdata::read_reference_prompts(root + "/tests/engine/data/lora_reference.safetensors");
 }
 
 std::vector<float> logits_of(const engine::model& m, const std::vector<std::int32_t>& ids) {
