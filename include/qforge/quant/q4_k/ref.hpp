@@ -16,37 +16,19 @@
 
 #include "qforge/core/fp16.hpp"
 #include "qforge/quant/blocks.hpp"
-#include "qforge/quant/detail/scale_search.hpp"
+#include "qforge/quant/detail/scale_min_k.hpp"
 
 namespace qforge::quant::q4_k {
 
 inline constexpr int block_elems = qk_k;
-inline constexpr int sub_blocks = qk_k / 32;
+inline constexpr int sub_blocks = detail::scale_min_k::sub_blocks;
 
 // Everything after the scale search is split in three so the SIMD bodies can run the middle step
-// lane-parallel and share the other two. pack_scales: the 6-bit sub-block codes into the 12 scale
-// bytes and d, dmin as fp16.
+// lane-parallel and share the other two (detail/scale_min_k.hpp holds the steps Q5_K shares).
+using detail::scale_min_k::code6;
 QFORGE_HD inline void pack_scales(const std::uint8_t* ls, const std::uint8_t* lm, float d, float dmin,
-                        block_q4_k& y) noexcept {
-  for (int j = 0; j < sub_blocks; ++j) detail::set_scale_min_k4(j, y.scales, ls[j], lm[j]);
-  y.d = fp32_to_fp16(d);
-  y.dmin = fp32_to_fp16(dmin);
-}
-
-// Requantises every sub-block against the *stored* scales, (x + dmin*m) / (d*sc) rounded and
-// clamped to [0, 15]; a sub-block whose d*sc is 0 keeps the search's levels, as in ggml.
-QFORGE_HD inline void requantize(const float* x, const block_q4_k& y, std::uint8_t* L) noexcept {
-  for (int j = 0; j < sub_blocks; ++j) {
-    std::uint8_t sc, m;
-    detail::get_scale_min_k4(j, y.scales, &sc, &m);
-    const float dj = fp16_to_fp32(y.d) * static_cast<float>(sc);
-    if (dj == 0.0f) continue;
-    const float dm = fp16_to_fp32(y.dmin) * static_cast<float>(m);
-    for (int ii = 0; ii < 32; ++ii) {
-      const int l = detail::nearest_int((x[32 * j + ii] + dm) / dj);
-      L[32 * j + ii] = static_cast<std::uint8_t>(detail::imax(0, detail::imin(15, l)));
-    }
-  }
+                                  block_q4_k& y) noexcept {
+  detail::scale_min_k::pack_scales(ls, lm, d, dmin, y);
 }
 
 // The 4-bit levels into qs: sub-blocks 2k and 2k+1 share 32 bytes (low and high nibble).
@@ -62,55 +44,16 @@ QFORGE_HD inline void pack_levels(const std::uint8_t* L, block_q4_k& y) noexcept
 QFORGE_HD inline void finish_block(const float* x, const std::uint8_t* ls, const std::uint8_t* lm, float d,
                          float dmin, std::uint8_t* L, block_q4_k& y) noexcept {
   pack_scales(ls, lm, d, dmin, y);
-  requantize(x, y, L);
+  detail::scale_min_k::requantize(x, y, 15, L);
   pack_levels(L, y);
-}
-
-// ggml's 6-bit code of a sub-block scale in the unweighted path: nearest_int into a uint8_t (so a
-// negative code wraps, exactly as C converts), then clamped to 63.
-QFORGE_HD inline std::uint8_t code6(float inv, float v) noexcept {
-  const auto c = static_cast<std::uint8_t>(detail::nearest_int(inv * v));
-  return c < 63 ? c : std::uint8_t{63};
 }
 
 // quantize_row_q4_K_ref for one super-block: per sub-block weights sqrt(mean x^2) + |x|, then
 // make_qkx2_quants(nmax 15, rmin -1, rdelta 0.1, 20 steps); d = max scale / 63, dmin = max min / 63.
 QFORGE_HD inline void encode_block_ref(const float* x, block_q4_k& y) noexcept {
-  std::uint8_t L[qk_k];
-  std::uint8_t Laux[32];
-  float weights[32];
-  float mins[sub_blocks];
-  float scales[sub_blocks];
-  float max_scale = 0;
-  float max_min = 0;
-  for (int j = 0; j < sub_blocks; ++j) {
-    const float* xj = x + 32 * j;
-    float sum_x2 = 0;
-    for (int l = 0; l < 32; ++l) sum_x2 += xj[l] * xj[l];
-    const float av_x = std::sqrt(sum_x2 / 32);
-    for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(xj[l]);
-    scales[j] = detail::make_qkx2_quants(32, 15, xj, weights, L + 32 * j, &mins[j], Laux, -1.f,
-                                         0.1f, 20, false);
-    if (scales[j] > max_scale) max_scale = scales[j];
-    if (mins[j] > max_min) max_min = mins[j];
-  }
-  const float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
-  const float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
-  std::uint8_t ls[sub_blocks], lm[sub_blocks];
-  for (int j = 0; j < sub_blocks; ++j) {
-    ls[j] = code6(inv_scale, scales[j]);
-    lm[j] = code6(inv_min, mins[j]);
-  }
-  finish_block(x, ls, lm, max_scale / 63.f, max_min / 63.f, L, y);
-}
-
-// The importance weights of quantize_row_q4_K_impl for sub-block j: qw * sqrt(sigma2 + x^2), with
-// sigma2 = 2 * mean(x^2) over the super-block. Returns their sum (ggml's sw[j]).
-QFORGE_HD inline float impl_weights(const float* xj, const float* qw, float sigma2, float* weights) noexcept {
-  for (int l = 0; l < 32; ++l) weights[l] = qw[l] * std::sqrt(sigma2 + xj[l] * xj[l]);
-  float sumw = 0;
-  for (int l = 0; l < 32; ++l) sumw += weights[l];
-  return sumw;
+  detail::scale_min_k::search_result r;
+  detail::scale_min_k::search_plain(x, 15, -1.f, 0.1f, 20, r);
+  finish_block(x, r.ls, r.lm, r.d, r.dmin, r.L, y);
 }
 
 // quantize_row_q4_K_impl for one super-block with its 256 importance weights qw: make_qkx3_quants
@@ -118,24 +61,9 @@ QFORGE_HD inline float impl_weights(const float* xj, const float* qw, float sigm
 // themselves fitted with make_qp_quants weighted by each sub-block's weight sum. ggml does not clamp
 // these codes to 63 here (Q5_K does); make_qp_quants keeps them <= 63 for finite input anyway.
 QFORGE_HD inline void encode_block_impl(const float* x, const float* qw, block_q4_k& y) noexcept {
-  std::uint8_t L[qk_k];
-  std::uint8_t Laux[32];
-  std::uint8_t Ls[sub_blocks], Lm[sub_blocks];
-  float weights[32];
-  float sw[sub_blocks];
-  float mins[sub_blocks];
-  float scales[sub_blocks];
-  float sum_x2 = 0;
-  for (int l = 0; l < qk_k; ++l) sum_x2 += x[l] * x[l];
-  const float sigma2 = 2 * sum_x2 / qk_k;
-  for (int j = 0; j < sub_blocks; ++j) {
-    sw[j] = impl_weights(x + 32 * j, qw + 32 * j, sigma2, weights);
-    scales[j] = detail::make_qkx3_quants(32, 15, x + 32 * j, weights, L + 32 * j, &mins[j], Laux,
-                                         -0.9f, 0.05f, 36, false);
-  }
-  const float d_block = detail::make_qp_quants(sub_blocks, 63, scales, Ls, sw);
-  const float m_block = detail::make_qp_quants(sub_blocks, 63, mins, Lm, sw);
-  finish_block(x, Ls, Lm, d_block, m_block, L, y);
+  detail::scale_min_k::search_result r;
+  detail::scale_min_k::search_weighted(x, qw, 15, /*clamp63=*/false, r);
+  finish_block(x, r.ls, r.lm, r.d, r.dmin, r.L, y);
 }
 
 // x.size() == 256 * y.size(). imatrix null: every super-block through the *_ref search (ggml

@@ -13,37 +13,19 @@
 
 #include "qforge/core/fp16.hpp"
 #include "qforge/quant/blocks.hpp"
-#include "qforge/quant/detail/scale_search.hpp"
+#include "qforge/quant/detail/scale_min_k.hpp"
 
 namespace qforge::quant::q5_k {
 
 inline constexpr int block_elems = qk_k;
-inline constexpr int sub_blocks = qk_k / 32;
+inline constexpr int sub_blocks = detail::scale_min_k::sub_blocks;
 
 // Everything after the scale search is split in three so the SIMD bodies can run the middle step
-// lane-parallel and share the other two. pack_scales: the 6-bit sub-block codes into the 12 scale
-// bytes and d, dmin as fp16.
+// lane-parallel and share the other two (detail/scale_min_k.hpp holds the steps Q5_K shares).
+using detail::scale_min_k::code6;
 QFORGE_HD inline void pack_scales(const std::uint8_t* ls, const std::uint8_t* lm, float d, float dmin,
-                        block_q5_k& y) noexcept {
-  for (int j = 0; j < sub_blocks; ++j) detail::set_scale_min_k4(j, y.scales, ls[j], lm[j]);
-  y.d = fp32_to_fp16(d);
-  y.dmin = fp32_to_fp16(dmin);
-}
-
-// Requantises every sub-block against the *stored* scales, (x + dmin*m) / (d*sc) rounded and
-// clamped to [0, 31]; a sub-block whose d*sc is 0 keeps the search's levels, as in ggml.
-QFORGE_HD inline void requantize(const float* x, const block_q5_k& y, std::uint8_t* L) noexcept {
-  for (int j = 0; j < sub_blocks; ++j) {
-    std::uint8_t sc, m;
-    detail::get_scale_min_k4(j, y.scales, &sc, &m);
-    const float dj = fp16_to_fp32(y.d) * static_cast<float>(sc);
-    if (dj == 0.0f) continue;
-    const float dm = fp16_to_fp32(y.dmin) * static_cast<float>(m);
-    for (int ii = 0; ii < 32; ++ii) {
-      const int l = detail::nearest_int((x[32 * j + ii] + dm) / dj);
-      L[32 * j + ii] = static_cast<std::uint8_t>(detail::imax(0, detail::imin(31, l)));
-    }
-  }
+                                  block_q5_k& y) noexcept {
+  detail::scale_min_k::pack_scales(ls, lm, d, dmin, y);
 }
 
 // The 5-bit levels into qs (low nibbles, laid out like Q4_K's) and qh (bit 4 of weight j of
@@ -77,46 +59,16 @@ QFORGE_HD inline void pack_levels(const std::uint8_t* L, block_q5_k& y) noexcept
 QFORGE_HD inline void finish_block(const float* x, const std::uint8_t* ls, const std::uint8_t* lm, float d,
                          float dmin, std::uint8_t* L, block_q5_k& y) noexcept {
   pack_scales(ls, lm, d, dmin, y);
-  requantize(x, y, L);
+  detail::scale_min_k::requantize(x, y, 31, L);
   pack_levels(L, y);
-}
-
-// ggml's 6-bit code of a sub-block scale: nearest_int into a uint8_t (negative codes wrap as in C),
-// then clamped to 63.
-QFORGE_HD inline std::uint8_t code6(float inv, float v) noexcept {
-  const auto c = static_cast<std::uint8_t>(detail::nearest_int(inv * v));
-  return c < 63 ? c : std::uint8_t{63};
 }
 
 // quantize_row_q5_K_ref for one super-block: weights sqrt(mean x^2) + |x| per sub-block, then
 // make_qkx2_quants(nmax 31, rmin -0.5, rdelta 0.1, 15 steps); d = max scale / 63, dmin likewise.
 QFORGE_HD inline void encode_block_ref(const float* x, block_q5_k& y) noexcept {
-  std::uint8_t L[qk_k];
-  std::uint8_t Laux[32];
-  float weights[32];
-  float mins[sub_blocks];
-  float scales[sub_blocks];
-  float max_scale = 0;
-  float max_min = 0;
-  for (int j = 0; j < sub_blocks; ++j) {
-    const float* xj = x + 32 * j;
-    float sum_x2 = 0;
-    for (int l = 0; l < 32; ++l) sum_x2 += xj[l] * xj[l];
-    const float av_x = std::sqrt(sum_x2 / 32);
-    for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(xj[l]);
-    scales[j] = detail::make_qkx2_quants(32, 31, xj, weights, L + 32 * j, &mins[j], Laux, -0.5f,
-                                         0.1f, 15, false);
-    if (scales[j] > max_scale) max_scale = scales[j];
-    if (mins[j] > max_min) max_min = mins[j];
-  }
-  const float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
-  const float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
-  std::uint8_t ls[sub_blocks], lm[sub_blocks];
-  for (int j = 0; j < sub_blocks; ++j) {
-    ls[j] = code6(inv_scale, scales[j]);
-    lm[j] = code6(inv_min, mins[j]);
-  }
-  finish_block(x, ls, lm, max_scale / 63.f, max_min / 63.f, L, y);
+  detail::scale_min_k::search_result r;
+  detail::scale_min_k::search_plain(x, 31, -0.5f, 0.1f, 15, r);
+  finish_block(x, r.ls, r.lm, r.d, r.dmin, r.L, y);
 }
 
 // quantize_row_q5_K_impl for one super-block with its 256 importance weights qw: weights
@@ -124,33 +76,9 @@ QFORGE_HD inline void encode_block_ref(const float* x, block_q5_k& y) noexcept {
 // rmin -0.9, rdelta 0.05, 36 steps), then make_qp_quants on the scales and on the mins, weighted
 // by the sub-blocks' weight sums; unlike Q4_K's, these codes are clamped to 63.
 QFORGE_HD inline void encode_block_impl(const float* x, const float* qw, block_q5_k& y) noexcept {
-  std::uint8_t L[qk_k];
-  std::uint8_t Laux[32];
-  std::uint8_t Ls[sub_blocks], Lm[sub_blocks];
-  float weights[32];
-  float sw[sub_blocks];
-  float mins[sub_blocks];
-  float scales[sub_blocks];
-  float sum_x2 = 0;
-  for (int l = 0; l < qk_k; ++l) sum_x2 += x[l] * x[l];
-  const float sigma2 = 2 * sum_x2 / qk_k;
-  for (int j = 0; j < sub_blocks; ++j) {
-    const float* xj = x + 32 * j;
-    const float* qj = qw + 32 * j;
-    for (int l = 0; l < 32; ++l) weights[l] = qj[l] * std::sqrt(sigma2 + xj[l] * xj[l]);
-    float sumw = 0;
-    for (int l = 0; l < 32; ++l) sumw += weights[l];
-    sw[j] = sumw;
-    scales[j] = detail::make_qkx3_quants(32, 31, xj, weights, L + 32 * j, &mins[j], Laux, -0.9f,
-                                         0.05f, 36, false);
-  }
-  const float d_block = detail::make_qp_quants(sub_blocks, 63, scales, Ls, sw);
-  const float m_block = detail::make_qp_quants(sub_blocks, 63, mins, Lm, sw);
-  for (int j = 0; j < sub_blocks; ++j) {
-    Ls[j] = Ls[j] < 63 ? Ls[j] : std::uint8_t{63};
-    Lm[j] = Lm[j] < 63 ? Lm[j] : std::uint8_t{63};
-  }
-  finish_block(x, Ls, Lm, d_block, m_block, L, y);
+  detail::scale_min_k::search_result r;
+  detail::scale_min_k::search_weighted(x, qw, 31, /*clamp63=*/true, r);
+  finish_block(x, r.ls, r.lm, r.d, r.dmin, r.L, y);
 }
 
 // x.size() == 256 * y.size(). imatrix null: the *_ref search on every super-block. imatrix given:
