@@ -3,8 +3,8 @@
 // quantize_iq4_nl runs it, with or without importance weights) for finite input: one thread per
 // 32-weight block (see detail/cuda_blocks.cuh for why that is exact and what the including TU must
 // be built with). nvcc cannot read ref.hpp's host constexpr table `kvalues` from device code, so
-// the block search below is ref.hpp's encode_block_ref statement for statement with a copy of the
-// table built from its constant elements; the GPU tests hold the two to the same bytes. Decoder:
+// ref.hpp's block search runs here over a copy of the table built from its constant elements; the
+// GPU tests hold the two to the same bytes. Decoder:
 // d * kvalues[q], one __fmul_rn. Host wrappers take device pointers and a stream; they throw
 // qforge::error.
 #pragma once
@@ -15,8 +15,11 @@ namespace qforge::quant::iq4_nl {
 
 namespace cuda_impl {
 
+// A copy of the table in registers, built from its constant elements, and ggml's binary search.
 struct levels {
   std::int8_t v[16];
+  __device__ int index(float x) const noexcept { return best_index_int8(16, v, x); }
+  __device__ float value(int i) const noexcept { return static_cast<float>(v[i]); }
 };
 
 __device__ inline levels device_levels() noexcept {
@@ -25,64 +28,9 @@ __device__ inline levels device_levels() noexcept {
            kvalues[14], kvalues[15]}};
 }
 
-// ref.hpp's encode_block_ref with the table passed in; qw null = unweighted.
+// ref.hpp's block search, the very body, over the device table; qw null = unweighted.
 __device__ inline void encode_block(const float* x, const float* qw, block_iq4_nl& y) noexcept {
-  const levels lv = device_levels();
-  const std::int8_t* kv = lv.v;
-  constexpr int n = qk4_nl;
-  float sigma2 = 0.0f;
-  for (int j = 0; j < n; ++j) sigma2 += x[j] * x[j];
-  sigma2 *= 2.0f / static_cast<float>(n);
-
-  float weight[n];
-  if (qw != nullptr) {
-    for (int j = 0; j < n; ++j) weight[j] = qw[j] * std::sqrt(sigma2 + x[j] * x[j]);
-  } else {
-    for (int j = 0; j < n; ++j) weight[j] = x[j] * x[j];
-  }
-  float amax = 0.0f, max = 0.0f;
-  for (int j = 0; j < n; ++j) {
-    const float ax = std::fabs(x[j]);
-    if (ax > amax) {
-      amax = ax;
-      max = x[j];
-    }
-  }
-
-  float scale = 0.0f;
-  if (!(amax < detail::group_max_eps)) {
-    const float v0 = static_cast<float>(kv[0]);
-    float d = -max / v0;
-    float id = 1.0f / d;
-    float sumqx = 0.0f, sumq2 = 0.0f;
-    for (int j = 0; j < n; ++j) {
-      const float q = static_cast<float>(kv[best_index_int8(16, kv, id * x[j])]);
-      sumqx += weight[j] * q * x[j];
-      sumq2 += weight[j] * q * q;
-    }
-    d = sumq2 > 0.0f ? sumqx / sumq2 : 0.0f;
-    float best = d * sumqx;
-    for (int itry = -ntry; itry <= ntry; ++itry) {
-      id = static_cast<float>(itry + kv[0]) / max;
-      sumqx = sumq2 = 0.0f;
-      for (int j = 0; j < n; ++j) {
-        const float q = static_cast<float>(kv[best_index_int8(16, kv, id * x[j])]);
-        sumqx += weight[j] * q * x[j];
-        sumq2 += weight[j] * q * q;
-      }
-      if (sumq2 > 0.0f && sumqx * sumqx > best * sumq2) {
-        d = sumqx / sumq2;
-        best = d * sumqx;
-      }
-    }
-    scale = d;
-  }
-
-  y.d = fp32_to_fp16(scale);
-  const float id = scale != 0.0f ? 1.0f / scale : 0.0f;
-  std::uint8_t L[n];
-  for (int j = 0; j < n; ++j) L[j] = static_cast<std::uint8_t>(best_index_int8(16, kv, id * x[j]));
-  detail::pack_q4(L, y.qs);
+  encode_block_with(device_levels(), x, qw, y);
 }
 
 }  // namespace cuda_impl

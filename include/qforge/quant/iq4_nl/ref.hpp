@@ -66,7 +66,15 @@ inline int nearest_level(float x) noexcept {
 inline constexpr int ntry = 7;
 
 // One block: quantize_row_iq4_nl_impl(32, 32, ..., kvalues_iq4nl, qw, 7). qw null = unweighted.
-inline void encode_block_ref(const float* x, const float* qw, block_iq4_nl& y) noexcept {
+// The table is reached through `lv` (index(v): the level nearest v; value(i): level i as a float)
+// because nvcc cannot read the host constexpr table from device code: the CUDA encoder runs this
+// same body with a copy of the table (cuda.cuh).
+#if defined(__CUDACC__)
+#pragma nv_exec_check_disable  // Levels picks the side: host_levels here, the table copy on the GPU
+#endif
+template <class Levels>
+QFORGE_HD void encode_block_with(const Levels& lv, const float* x, const float* qw,
+                                 block_iq4_nl& y) noexcept {
   constexpr int n = qk4_nl;
   float sigma2 = 0.0f;
   for (int j = 0; j < n; ++j) sigma2 += x[j] * x[j];
@@ -89,22 +97,22 @@ inline void encode_block_ref(const float* x, const float* qw, block_iq4_nl& y) n
 
   float scale = 0.0f;
   if (!(amax < detail::group_max_eps)) {
-    const float v0 = static_cast<float>(kvalues[0]);
+    const float v0 = lv.value(0);
     float d = -max / v0;
     float id = 1.0f / d;
     float sumqx = 0.0f, sumq2 = 0.0f;
     for (int j = 0; j < n; ++j) {
-      const float q = level_values[nearest_level(id * x[j])];
+      const float q = lv.value(lv.index(id * x[j]));
       sumqx += weight[j] * q * x[j];
       sumq2 += weight[j] * q * q;
     }
     d = sumq2 > 0.0f ? sumqx / sumq2 : 0.0f;
     float best = d * sumqx;
     for (int itry = -ntry; itry <= ntry; ++itry) {
-      id = static_cast<float>(itry + kvalues[0]) / max;
+      id = (static_cast<float>(itry) + v0) / max;  // (itry + kvalues[0]) / max: small ints, exact
       sumqx = sumq2 = 0.0f;
       for (int j = 0; j < n; ++j) {
-        const float q = level_values[nearest_level(id * x[j])];
+        const float q = lv.value(lv.index(id * x[j]));
         sumqx += weight[j] * q * x[j];
         sumq2 += weight[j] * q * q;
       }
@@ -119,9 +127,18 @@ inline void encode_block_ref(const float* x, const float* qw, block_iq4_nl& y) n
   y.d = fp32_to_fp16(scale);
   const float id = scale != 0.0f ? 1.0f / scale : 0.0f;
   std::uint8_t L[n];
-  for (int j = 0; j < n; ++j)
-    L[j] = static_cast<std::uint8_t>(nearest_level(id * x[j]));
+  for (int j = 0; j < n; ++j) L[j] = static_cast<std::uint8_t>(lv.index(id * x[j]));
   detail::pack_q4(L, y.qs);
+}
+
+// The host's view of the table: nearest_level's branch-free search.
+struct host_levels {
+  static int index(float v) noexcept { return nearest_level(v); }
+  static float value(int i) noexcept { return level_values[i]; }
+};
+
+inline void encode_block_ref(const float* x, const float* qw, block_iq4_nl& y) noexcept {
+  encode_block_with(host_levels{}, x, qw, y);
 }
 
 // Encodes x.size() / 32 blocks. Caller guarantees x.size() % 32 == 0 and y.size() == x.size() / 32;
