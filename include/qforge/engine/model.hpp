@@ -67,8 +67,6 @@ class model {
                     cat("tensor '", name, "': ", v.numel(), " elements, expected ", n));
       return v.to_f32();
     };
-    const std::size_t q_rows = std::size_t{c.n_heads} * c.head_dim;
-    const std::size_t kv_rows = std::size_t{c.n_kv_heads} * c.head_dim;
     m.token_embd = mat("model.embed_tokens.weight", c.vocab, c.hidden);
     m.output_norm = vec("model.norm.weight", c.hidden);
     m.tied_ = !ckpt->contains("lm_head.weight");
@@ -76,29 +74,8 @@ class model {
       throw error(error::kind::format, ckpt->path(),
                   "no 'lm_head.weight' and config.json does not tie the embeddings");
     m.output = m.tied_ ? m.token_embd : mat("lm_head.weight", c.vocab, c.hidden);
-    for (std::uint32_t i = 0; i < c.n_layers; ++i) {
-      const std::string p = cat("model.layers.", i, ".");
-      layer_weights l;
-      l.wq = mat(p + "self_attn.q_proj.weight", q_rows, c.hidden);
-      l.wk = mat(p + "self_attn.k_proj.weight", kv_rows, c.hidden);
-      l.wv = mat(p + "self_attn.v_proj.weight", kv_rows, c.hidden);
-      l.wo = mat(p + "self_attn.o_proj.weight", c.hidden, q_rows);
-      l.gate = mat(p + "mlp.gate_proj.weight", c.ffn, c.hidden);
-      l.up = mat(p + "mlp.up_proj.weight", c.ffn, c.hidden);
-      l.down = mat(p + "mlp.down_proj.weight", c.hidden, c.ffn);
-      l.attn_norm = vec(p + "input_layernorm.weight", c.hidden);
-      l.ffn_norm = vec(p + "post_attention_layernorm.weight", c.hidden);
-      if (c.qk_norm) {
-        l.q_norm = vec(p + "self_attn.q_norm.weight", c.head_dim);
-        l.k_norm = vec(p + "self_attn.k_norm.weight", c.head_dim);
-      }
-      if (c.qkv_bias) {
-        l.bq = vec(p + "self_attn.q_proj.bias", q_rows);
-        l.bk = vec(p + "self_attn.k_proj.bias", kv_rows);
-        l.bv = vec(p + "self_attn.v_proj.bias", kv_rows);
-      }
-      m.layers.push_back(std::move(l));
-    }
+    for (std::uint32_t i = 0; i < c.n_layers; ++i)
+      m.layers.push_back(load_layer(c, cat("model.layers.", i, "."), hf_layer_names, mat, vec));
     m.keep_ = std::move(ckpt);
     return m;
   }
@@ -133,37 +110,14 @@ class model {
       lookup_row(make_matrix(t.type, 1, n, r->tensor_data(t), path, name), 0, out);
       return out;
     };
-    const std::size_t q_rows = std::size_t{c.n_heads} * c.head_dim;
-    const std::size_t kv_rows = std::size_t{c.n_kv_heads} * c.head_dim;
     m.token_embd = mat("token_embd.weight", c.vocab, c.hidden);
     m.output_norm = vec("output_norm.weight", c.hidden);
     m.tied_ = r->find_tensor("output.weight") == nullptr;
     m.output = m.tied_ ? m.token_embd : mat("output.weight", c.vocab, c.hidden);
     if (r->find_tensor("rope_freqs.weight") != nullptr)
       m.cfg_.rope_freq_divisors = vec("rope_freqs.weight", c.head_dim / 2);
-    for (std::uint32_t i = 0; i < c.n_layers; ++i) {
-      const std::string p = cat("blk.", i, ".");
-      layer_weights l;
-      l.wq = mat(p + "attn_q.weight", q_rows, c.hidden);
-      l.wk = mat(p + "attn_k.weight", kv_rows, c.hidden);
-      l.wv = mat(p + "attn_v.weight", kv_rows, c.hidden);
-      l.wo = mat(p + "attn_output.weight", c.hidden, q_rows);
-      l.gate = mat(p + "ffn_gate.weight", c.ffn, c.hidden);
-      l.up = mat(p + "ffn_up.weight", c.ffn, c.hidden);
-      l.down = mat(p + "ffn_down.weight", c.hidden, c.ffn);
-      l.attn_norm = vec(p + "attn_norm.weight", c.hidden);
-      l.ffn_norm = vec(p + "ffn_norm.weight", c.hidden);
-      if (c.qk_norm) {
-        l.q_norm = vec(p + "attn_q_norm.weight", c.head_dim);
-        l.k_norm = vec(p + "attn_k_norm.weight", c.head_dim);
-      }
-      if (c.qkv_bias) {
-        l.bq = vec(p + "attn_q.bias", q_rows);
-        l.bk = vec(p + "attn_k.bias", kv_rows);
-        l.bv = vec(p + "attn_v.bias", kv_rows);
-      }
-      m.layers.push_back(std::move(l));
-    }
+    for (std::uint32_t i = 0; i < c.n_layers; ++i)
+      m.layers.push_back(load_layer(c, cat("blk.", i, "."), gguf_layer_names, mat, vec));
     m.keep_ = std::move(r);
     return m;
   }
@@ -187,6 +141,51 @@ class model {
   std::vector<layer_weights> layers;
 
  private:
+  // One decoder layer's tensor names after its prefix, in a checkpoint's naming.
+  struct layer_names {
+    const char *q, *k, *v, *o, *gate, *up, *down, *attn_norm, *ffn_norm, *q_norm, *k_norm, *bq, *bk,
+        *bv;
+  };
+  static constexpr layer_names hf_layer_names{
+      "self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight",
+      "self_attn.o_proj.weight", "mlp.gate_proj.weight",    "mlp.up_proj.weight",
+      "mlp.down_proj.weight",    "input_layernorm.weight",  "post_attention_layernorm.weight",
+      "self_attn.q_norm.weight", "self_attn.k_norm.weight", "self_attn.q_proj.bias",
+      "self_attn.k_proj.bias",   "self_attn.v_proj.bias"};
+  static constexpr layer_names gguf_layer_names{
+      "attn_q.weight",      "attn_k.weight",      "attn_v.weight",   "attn_output.weight",
+      "ffn_gate.weight",    "ffn_up.weight",      "ffn_down.weight", "attn_norm.weight",
+      "ffn_norm.weight",    "attn_q_norm.weight", "attn_k_norm.weight", "attn_q.bias",
+      "attn_k.bias",        "attn_v.bias"};
+
+  // mat(name, rows, cols) / vec(name, n): the loader's shape-checked tensor readers.
+  template <class Mat, class Vec>
+  static layer_weights load_layer(const model_config& c, const std::string& p, const layer_names& n,
+                                  Mat& mat, Vec& vec) {
+    const std::size_t q_rows = std::size_t{c.n_heads} * c.head_dim;
+    const std::size_t kv_rows = std::size_t{c.n_kv_heads} * c.head_dim;
+    layer_weights l;
+    l.wq = mat(p + n.q, q_rows, c.hidden);
+    l.wk = mat(p + n.k, kv_rows, c.hidden);
+    l.wv = mat(p + n.v, kv_rows, c.hidden);
+    l.wo = mat(p + n.o, c.hidden, q_rows);
+    l.gate = mat(p + n.gate, c.ffn, c.hidden);
+    l.up = mat(p + n.up, c.ffn, c.hidden);
+    l.down = mat(p + n.down, c.hidden, c.ffn);
+    l.attn_norm = vec(p + n.attn_norm, c.hidden);
+    l.ffn_norm = vec(p + n.ffn_norm, c.hidden);
+    if (c.qk_norm) {
+      l.q_norm = vec(p + n.q_norm, c.head_dim);
+      l.k_norm = vec(p + n.k_norm, c.head_dim);
+    }
+    if (c.qkv_bias) {
+      l.bq = vec(p + n.bq, q_rows);
+      l.bk = vec(p + n.bk, kv_rows);
+      l.bv = vec(p + n.bv, kv_rows);
+    }
+    return l;
+  }
+
   static quant::qtype qtype_of(format::safetensors::dtype d, const std::string& name,
                                const std::string& file) {
     using format::safetensors::dtype;

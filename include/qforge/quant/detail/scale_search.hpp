@@ -180,89 +180,16 @@ QFORGE_HD inline float make_q3_quants(int n, int nmax, const float* x, std::int8
   return 1 / iscale;
 }
 
-// ggml: make_qkx2_quants. Asymmetric search (scale and min, L[i] in [0, nmax]) with caller-given
-// weights: start at (max - min) / nmax, then try iscale = (rmin + rdelta*is + nmax) / (max - min)
-// for is = 0..nstep, refit scale and min by weighted least squares, keep the lowest weighted error
-// (|diff| when use_mad, diff^2 otherwise). Writes -min (>= 0) to *the_min; Laux is n bytes scratch.
-QFORGE_HD inline float make_qkx2_quants(int n, int nmax, const float* x, const float* weights,
-                                        std::uint8_t* L, float* the_min, std::uint8_t* Laux,
-                                        float rmin, float rdelta, int nstep, bool use_mad) noexcept {
-  float min = x[0];
-  float max = x[0];
-  float sum_w = weights[0];
-  float sum_x = sum_w * x[0];
-  for (int i = 1; i < n; ++i) {
-    if (x[i] < min) min = x[i];
-    if (x[i] > max) max = x[i];
-    const float w = weights[i];
-    sum_w += w;
-    sum_x += w * x[i];
-  }
-  if (min > 0) min = 0;
-  if (max == min) {
-    for (int i = 0; i < n; ++i) L[i] = 0;
-    *the_min = -min;
-    return 0.f;
-  }
-  const float fnmax = static_cast<float>(nmax);
-  float iscale = fnmax / (max - min);
-  float scale = 1 / iscale;
-  float best_error = 0;
-  for (int i = 0; i < n; ++i) {
-    const int l = nearest_int(iscale * (x[i] - min));
-    L[i] = static_cast<std::uint8_t>(imax(0, imin(nmax, l)));
-    float diff = scale * static_cast<float>(L[i]) + min - x[i];
-    diff = use_mad ? std::fabs(diff) : diff * diff;
-    best_error += weights[i] * diff;
-  }
-  if (nstep < 1) {
-    *the_min = -min;
-    return scale;
-  }
-  for (int is = 0; is <= nstep; ++is) {
-    iscale = (rmin + rdelta * static_cast<float>(is) + fnmax) / (max - min);
-    float sum_l = 0, sum_l2 = 0, sum_xl = 0;
-    for (int i = 0; i < n; ++i) {
-      int l = nearest_int(iscale * (x[i] - min));
-      l = imax(0, imin(nmax, l));
-      Laux[i] = static_cast<std::uint8_t>(l);
-      const float w = weights[i];
-      const float fl = static_cast<float>(l);
-      sum_l += w * fl;
-      sum_l2 += w * fl * fl;
-      sum_xl += w * fl * x[i];
-    }
-    const float D = sum_w * sum_l2 - sum_l * sum_l;
-    if (D > 0) {
-      float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
-      float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
-      if (this_min > 0) {
-        this_min = 0;
-        this_scale = sum_xl / sum_l2;
-      }
-      float cur_error = 0;
-      for (int i = 0; i < n; ++i) {
-        float diff = this_scale * static_cast<float>(Laux[i]) + this_min - x[i];
-        diff = use_mad ? std::fabs(diff) : diff * diff;
-        cur_error += weights[i] * diff;
-      }
-      if (cur_error < best_error) {
-        for (int i = 0; i < n; ++i) L[i] = Laux[i];
-        best_error = cur_error;
-        scale = this_scale;
-        min = this_min;
-      }
-    }
-  }
-  *the_min = -min;
-  return scale;
-}
-
-// ggml: make_qkx3_quants. make_qkx2_quants with two differences that matter for the bytes: weights
-// may be null (then w = x^2), and the degenerate test is max <= min rather than max == min.
-QFORGE_HD inline float make_qkx3_quants(int n, int nmax, const float* x, const float* weights,
-                                        std::uint8_t* L, float* the_min, std::uint8_t* Laux,
-                                        float rmin, float rdelta, int nstep, bool use_mad) noexcept {
+// ggml's make_qkx2_quants and make_qkx3_quants, one search: asymmetric (scale and min, L[i] in
+// [0, nmax]) with weights (null: w = x^2): start at (max - min) / nmax, then try
+// iscale = (rmin + rdelta*is + nmax) / (max - min) for is = 0..nstep, refit scale and min by weighted
+// least squares, keep the lowest weighted error (|diff| when use_mad, diff^2 otherwise). Writes -min
+// (>= 0) to *the_min; Laux is n bytes scratch. The two differ only in the degenerate-block test:
+// max == min (qkx2) or max <= min (qkx3).
+QFORGE_HD inline float make_qkx_quants(int n, int nmax, const float* x, const float* weights,
+                                       std::uint8_t* L, float* the_min, std::uint8_t* Laux,
+                                       float rmin, float rdelta, int nstep, bool use_mad,
+                                       bool degenerate_at_or_below) noexcept {
   float min = x[0];
   float max = x[0];
   float sum_w = weights ? weights[0] : x[0] * x[0];
@@ -275,7 +202,7 @@ QFORGE_HD inline float make_qkx3_quants(int n, int nmax, const float* x, const f
     sum_x += w * x[i];
   }
   if (min > 0) min = 0;
-  if (max <= min) {
+  if (degenerate_at_or_below ? max <= min : max == min) {
     for (int i = 0; i < n; ++i) L[i] = 0;
     *the_min = -min;
     return 0.f;
@@ -334,6 +261,18 @@ QFORGE_HD inline float make_qkx3_quants(int n, int nmax, const float* x, const f
   }
   *the_min = -min;
   return scale;
+}
+
+QFORGE_HD inline float make_qkx2_quants(int n, int nmax, const float* x, const float* weights,
+                                        std::uint8_t* L, float* the_min, std::uint8_t* Laux,
+                                        float rmin, float rdelta, int nstep, bool use_mad) noexcept {
+  return make_qkx_quants(n, nmax, x, weights, L, the_min, Laux, rmin, rdelta, nstep, use_mad, false);
+}
+
+QFORGE_HD inline float make_qkx3_quants(int n, int nmax, const float* x, const float* weights,
+                                        std::uint8_t* L, float* the_min, std::uint8_t* Laux,
+                                        float rmin, float rdelta, int nstep, bool use_mad) noexcept {
+  return make_qkx_quants(n, nmax, x, weights, L, the_min, Laux, rmin, rdelta, nstep, use_mad, true);
 }
 
 // ggml: make_qp_quants. Quantises non-negative values (the sub-block scales or mins of the weighted
