@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "format/error_capture.hpp"
 #include "qforge/format/safetensors/reader.hpp"
 #include "qforge/format/safetensors/writer.hpp"
 
@@ -49,16 +50,7 @@ std::string make(const std::string& name, const std::string& header, std::size_t
   return path;
 }
 
-template <class F>
-error error_from(F&& f) {
-  try {
-    f();
-  } catch (const error& e) {
-    return e;
-  }
-  FAIL("expected a qforge::error");
-  throw std::logic_error("unreachable");
-}
+using qforge::test::error_from;
 
 // Opening `path` fails with `k`, the message names the file (by its name) and every part given.
 void expect_refused(const std::string& path, kind k, std::initializer_list<std::string> parts) {

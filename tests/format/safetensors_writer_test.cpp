@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "qforge/core/fp16.hpp"
+#include "format/error_capture.hpp"
 #include "qforge/format/safetensors/reader.hpp"
 #include "qforge/format/safetensors/writer.hpp"
 
@@ -43,16 +44,7 @@ std::uint64_t header_length(const std::string& path) {
   return n;
 }
 
-template <class F>
-error error_from(F&& f) {
-  try {
-    f();
-  } catch (const error& e) {
-    return e;
-  }
-  FAIL("expected a qforge::error");
-  throw std::logic_error("unreachable");
-}
+using qforge::test::error_from;
 
 }  // namespace
 

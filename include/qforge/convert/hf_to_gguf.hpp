@@ -235,6 +235,20 @@ struct conversion_result {
   double seconds = 0;
 };
 
+// The tokenizer's vocabulary, padded to the embedding's rows, once config.json's vocab_size is
+// checked against those rows.
+inline gguf_vocab read_checked_vocab(const std::string& model_dir,
+                                     const format::hf::model_config& cfg,
+                                     const format::safetensors::checkpoint& ckpt) {
+  const auto& embd = ckpt.info("model.embed_tokens.weight");
+  const auto n_vocab = static_cast<std::uint32_t>(embd.shape[0]);
+  if (n_vocab != cfg.vocab_size)
+    throw error(error::kind::format, cfg.path,
+                cat("vocab_size ", cfg.vocab_size, " but model.embed_tokens.weight has ", n_vocab,
+                    " rows"));
+  return read_hf_vocab(model_dir, n_vocab);
+}
+
 // Converts the checkpoint in `model_dir` into `out_path` (written atomically). Throws qforge::error.
 inline conversion_result convert_to_gguf(const std::string& model_dir, const std::string& out_path,
                                          const conversion_options& opt = {}) {
@@ -245,13 +259,7 @@ inline conversion_result convert_to_gguf(const std::string& model_dir, const std
   result.plan = plan_conversion(cfg, ckpt, opt.type);
   auto& plan = result.plan;
 
-  const auto& embd = ckpt.info("model.embed_tokens.weight");
-  const auto n_vocab = static_cast<std::uint32_t>(embd.shape[0]);
-  if (n_vocab != cfg.vocab_size)
-    throw error(error::kind::format, cfg.path,
-                cat("vocab_size ", cfg.vocab_size, " but model.embed_tokens.weight has ", n_vocab,
-                    " rows"));
-  const auto vocab = read_hf_vocab(model_dir, n_vocab);
+  const auto vocab = read_checked_vocab(model_dir, cfg, ckpt);
 
   format::gguf::writer w;
   write_model_header(w, {cfg, vocab, opt.name.empty() ? display_name_from_dir(model_dir) : opt.name,

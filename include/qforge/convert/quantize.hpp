@@ -241,13 +241,7 @@ inline quantize_result convert_to_gguf_mix(const std::string& model_dir,
   const auto cfg = format::hf::read_config(model_dir);
   const format::safetensors::checkpoint ckpt(model_dir);
   const conversion_plan plan = plan_conversion(cfg, ckpt, quant::qtype::f16);
-  const auto& embd = ckpt.info("model.embed_tokens.weight");
-  const auto n_vocab = static_cast<std::uint32_t>(embd.shape[0]);
-  if (n_vocab != cfg.vocab_size)
-    throw error(error::kind::format, cfg.path,
-                cat("vocab_size ", cfg.vocab_size, " but model.embed_tokens.weight has ", n_vocab,
-                    " rows"));
-  const auto vocab = read_hf_vocab(model_dir, n_vocab);
+  const auto vocab = read_checked_vocab(model_dir, cfg, ckpt);
   format::gguf::writer header;
   write_model_header(header, {cfg, vocab, name.empty() ? display_name_from_dir(model_dir) : name,
                               plan.parameter_count, quant::file_type::mostly_f16});
