@@ -8,6 +8,9 @@
 # again under compute-sanitizer memcheck, and one Nsight Compute report of the Q4_K and AWQ
 # kernels. Results go to $OUT (default out/cuda_engine): results.txt, cuda_engine.csv, ptxas
 # resource summary, memcheck log, ncu.txt, GPU description. Exit status is the checks'.
+# Usage: run_cuda_engine.sh [--full|--bench|--quick] (default --full; --bench runs the quick checks
+# before the timings); MEMCHECK=0 or NCU=0 in the environment skip those two steps.
+mode=${1:---full}
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
@@ -41,12 +44,12 @@ nvcc "${flags[@]}" "$work"/*.o "${blas[@]}" -o "$work/cuda_engine"
 cat "$work"/ptxas_*.txt | grep -E "error|warning" | head -20 || true
 grep -hE "Compiling entry|registers|stack frame" "$work"/ptxas_*.txt | paste - - - |
   sed -E 's/ptxas info *: //g; s/Compiling entry function .(_Z[^ ]*). for .sm_90./\1/' |
-  grep -E "matvec_kernel|awq_matvec" | sed -E 's/ +/ /g' | cut -c1-200 > "$out/ptxas_summary.txt" || true
+  grep -E "matvec_kernel|awq_matvec|attention" | sed -E 's/ +/ /g' | cut -c1-200 > "$out/ptxas_summary.txt" || true
 
 status=0
-"$work/cuda_engine" --full "$out" 2>&1 | tee "$out/results.txt" || status=${PIPESTATUS[0]}
+"$work/cuda_engine" "$mode" "$out" 2>&1 | tee "$out/results.txt" || status=${PIPESTATUS[0]}
 
-if command -v compute-sanitizer > /dev/null; then
+if [ "${MEMCHECK:-1}" != 0 ] && command -v compute-sanitizer > /dev/null; then
   if timeout 150 compute-sanitizer --tool memcheck --error-exitcode 3 "$work/cuda_engine" --quick \
        > "$out/memcheck.txt" 2>&1; then
     echo "memcheck: clean ($(grep -E 'checks:|ERROR SUMMARY' "$out/memcheck.txt" | tr '\n' ' '))"
@@ -55,7 +58,7 @@ if command -v compute-sanitizer > /dev/null; then
   fi
 fi
 # One launch each of the default Q4_K and AWQ kernels at 11008x4096 under Nsight Compute.
-if command -v ncu > /dev/null; then
+if [ "${NCU:-1}" != 0 ] && command -v ncu > /dev/null; then
   timeout 150 ncu --section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy \
     --section WarpStateStats --section LaunchStats -k regex:'matvec_kernel|awq_matvec' \
     --launch-skip 1 --launch-count 3 "$work/cuda_engine" --profile > "$out/ncu.txt" 2>&1 ||

@@ -72,10 +72,12 @@ if [ "$stage" = tiny ]; then
   QFORGE_TEST_AWQ=$work/awq timeout 300 "$dep/bin/test_cuda_session" -s > "$out/test_tiny.txt" 2>&1
   status=$?
   summary "$out/test_tiny.txt"
-  ppl "$fx/models/tiny-llama" tiny-llama --speed-prompt 128 --speed-decode 64
-  ppl "$work/Q4_K_M.gguf" tiny-llama-Q4_K_M --no-speed --tokenizer "$fx/models/tiny-llama"
-  ppl "$work/Q8_0.gguf" tiny-llama-Q8_0 --no-speed --tokenizer "$fx/models/tiny-llama"
-  [ -d "$work/awq" ] && ppl "$work/awq" tiny-llama-AWQ --no-speed --tokenizer "$fx/models/tiny-llama"
+  if [ -z "${QFORGE_SKIP_EVAL:-}" ]; then  # set: the test and the 7B speed run only
+    ppl "$fx/models/tiny-llama" tiny-llama --speed-prompt 128 --speed-decode 64
+    ppl "$work/Q4_K_M.gguf" tiny-llama-Q4_K_M --no-speed --tokenizer "$fx/models/tiny-llama"
+    ppl "$work/Q8_0.gguf" tiny-llama-Q8_0 --no-speed --tokenizer "$fx/models/tiny-llama"
+    [ -d "$work/awq" ] && ppl "$work/awq" tiny-llama-AWQ --no-speed --tokenizer "$fx/models/tiny-llama"
+  fi
   QFORGE_BENCH_DIR=${QFORGE_BENCH_DIR:-/dev/shm} timeout 420 "$dep/bin/qforge_bench_cuda_session" 2>&1 |
     tee "$out/bench_7b.txt"
 else

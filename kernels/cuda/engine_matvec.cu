@@ -209,6 +209,13 @@ void awq_matvec(const awq_matrix& w, const float* x, std::size_t ldx, std::size_
                                            ws.max_out(), " is too small for ", w.in, " x ", w.out));
   check_x("cuda awq matvec", x, ldx, w.in, y, ldy, w.out);
   const pro_args p = check_prologue("cuda awq matvec", pre, w.in, ldx);
+  // Under PDL the AWQ kernel lets its successor in only once its main loop is done, whatever
+  // opts.early_trigger says: scheduled at entry, the successor's CTAs (often the next AWQ matvec's
+  // 256 or more) take SM slots and DRAM while this grid still streams its weights; on the H100 an
+  // early trigger made back-to-back 4096 x 4096 launches 37 % slower than no PDL at all (11.8 us
+  // against 8.6 us), the late one 5 % faster (8.2 us), and the two tie on the larger shapes
+  // (bench/RESULTS.md, CUDA engine kernels).
+  const bool early = false;
   for (std::size_t t0 = 0; t0 < tokens; t0 += max_batch) {
     const std::size_t nt = std::min<std::size_t>(max_batch, tokens - t0);
     const float* xt = x + t0 * ldx;
@@ -216,7 +223,7 @@ void awq_matvec(const awq_matrix& w, const float* x, std::size_t ldx, std::size_
     const auto go = [&](auto n) {
       launch_awq<decltype(n)::value>(w.qweight, w.qzeros, w.scales, w.in, w.out, w.group, xt, ldx,
                                      yt, ldy, accumulate, ws.partials(), ws.tickets(), opts.stream,
-                                     opts.pdl, opts.early_trigger, p.op, p.w, p.eps);
+                                     opts.pdl, early, p.op, p.w, p.eps);
     };
     switch (nt) {
       case 1: go(std::integral_constant<int, 1>{}); break;

@@ -3,12 +3,14 @@
 // products through cuBLAS (engine/cuda/matvec.hpp): argument checks and launches.
 #include <cublas_v2.h>
 
+#include <algorithm>
 #include <climits>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
 
+#include "qforge/engine/cuda/attention_split.cuh"
 #include "qforge/engine/cuda/matvec.hpp"
 #include "qforge/engine/cuda/ops.cuh"
 #include "qforge/engine/cuda/ops.hpp"
@@ -19,6 +21,17 @@ namespace {
 using namespace detail;
 
 __half* as_half(std::uint16_t* p) noexcept { return reinterpret_cast<__half*>(p); }
+
+// Multiprocessors of the current device (read once).
+std::size_t sm_total() {
+  static const std::size_t n = [] {
+    int dev = 0, v = 0;
+    QFORGE_CUDA_CHECK(cudaGetDevice(&dev));
+    QFORGE_CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev));
+    return static_cast<std::size_t>(v);
+  }();
+  return n;
+}
 
 void check_int(std::size_t v, const char* who) {
   if (v > INT_MAX / 2) throw error(error::kind::argument, cat(who, ": size ", v, " is too large"));
@@ -84,6 +97,35 @@ void attention(const float* q, std::size_t ldq, std::size_t tokens, const float*
     throw error(error::kind::argument, cat("cuda attention: ", n_heads, " heads, ", n_kv,
                                            " kv heads of ", head_dim, " (at most ", ops_threads, ")"));
   check_int(n_heads * head_dim, "cuda attention");
+  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  // Split-KV on sm_90 when the cache can outgrow one CTA's slice (attention_split.cuh) and the
+  // heads of the given tokens leave SMs idle (decode: 32 CTAs for 132 SMs; a prefill chunk of
+  // hundreds of tokens fills the GPU with one CTA per head and token already, and splitting it
+  // halved the FP16 prefill rate); the kernel itself leaves all but one CTA per head idle while the
+  // context is still short.
+  int splits = 1;
+  if (o.attention_splits != 1 && max_positions > static_cast<std::size_t>(attn_min_slice) &&
+      max_positions <= INT_MAX / 2 && (o.attention_splits > 1 || tokens * n_heads < sm_total()) &&
+      has_sm90()) {
+    const std::size_t want = (max_positions + attn_min_slice - 1) / attn_min_slice;
+    splits = static_cast<int>(std::min<std::size_t>(want, attn_max_splits));
+    if (o.attention_splits > 1) splits = std::min(splits, o.attention_splits);
+  }
+  if (splits > 1) {
+    const std::size_t smem =
+        static_cast<std::size_t>(attn_slice(static_cast<int>(max_positions), splits)) * sizeof(float);
+    if (smem > 48 * 1024)
+      QFORGE_CUDA_CHECK(cudaFuncSetAttribute(attention_split_kernel,
+                                             cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                             static_cast<int>(smem)));
+    launch_cluster(attention_split_kernel,
+                   dim3(static_cast<unsigned>(splits), static_cast<unsigned>(n_heads),
+                        grid_dim(tokens, 1, "cuda attention")),
+                   dim3(ops_threads), smem, o.stream, o.pdl, static_cast<unsigned>(splits), 0, q,
+                   ldq, k_cache, v_cache, static_cast<int>(n_heads), static_cast<int>(n_kv),
+                   static_cast<int>(head_dim), pos, scale, out, ldo, as_half(out_f16));
+    return;
+  }
   const std::size_t smem = max_positions * sizeof(float);
   if (smem > 227 * 1024)
     throw error(error::kind::argument,
@@ -92,7 +134,6 @@ void attention(const float* q, std::size_t ldq, std::size_t tokens, const float*
     QFORGE_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel,
                                            cudaFuncAttributeMaxDynamicSharedMemorySize,
                                            static_cast<int>(smem)));
-  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
   launch(attention_kernel, dim3(static_cast<unsigned>(n_heads), grid_dim(tokens, 1, "cuda attention")),
          dim3(ops_threads), smem, o.stream, o.pdl, q, ldq, k_cache, v_cache,
          static_cast<int>(n_heads), static_cast<int>(n_kv), static_cast<int>(head_dim), pos, scale,

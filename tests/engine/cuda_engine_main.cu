@@ -7,15 +7,18 @@
 // tokens, each rows-per-warp variant, accumulate on/off, PDL on/off, with outputs poisoned (NaN)
 // before each run. Tolerance: |y - ref| <= 1e-4 * sum_k |w_k x_k| per output (float32 sums of a
 // few hundred terms per lane land near 1e-6; a misplaced weight costs about 1e-2). The small ops
-// against plain loops; then a 2-layer model decoded step by step through a captured CUDA graph, in
+// against plain loops; split-KV attention against the one-CTA kernel and a double reference
+// (relative L2 <= 1e-5, bit-identical with one active slice); then a 2-layer model decoded step by step through a captured CUDA graph, in
 // every weight format, against a CPU forward pass on the same weights (max |d logit| <= 1e-3 x
 // max |logit| in float32; 1e-2 for the FP16 path, whose activations are rounded to fp16 for
 // cuBLAS), and PDL on/off giving bit-identical logits (every kernel sums in a fixed order).
 // Timings (--full): device bandwidth (cudaMemcpy D2D, read+write bytes; a read-only kernel), each
 // matvec at 4096x4096, 11008x4096 and 4096x11008 (rows x cols = out x in) as the mean over a
 // captured graph of back-to-back launches rotating over weight copies 4x the L2, and decode tok/s
-// of 7B-shaped models with random weights (FP16 via cuBLAS, AWQ, Q4_K_M, Q8_0).
-// Usage: cuda_engine [--quick|--full|--profile] [out_dir]. Exit status 1 on any failed check.
+// of 7B-shaped models with random weights (FP16 via cuBLAS, AWQ, Q4_K_M, Q8_0) at KV positions
+// 64..127 and 512..639, the latter also with split-KV attention off.
+// Usage: cuda_engine [--quick|--full|--bench|--profile] [out_dir] (--bench: quick checks, then the
+// timings). Exit status 1 on any failed check.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -264,6 +267,7 @@ std::vector<float> host_random(std::size_t n, std::uint64_t seed, float amp = 1.
 }
 
 cudaStream_t g_stream = nullptr;
+int g_attention_splits = 0;  // launch_opts of the captured decode steps (bench_decode's variants)
 
 // --- matvec checks -------------------------------------------------------------------------------
 
@@ -564,6 +568,63 @@ void check_ops(std::uint64_t seed) {
   }
 }
 
+// Split-KV attention (engine/cuda/attention_split.cuh) against the one-CTA kernel and a double
+// reference: long caches (several CTAs per head, ragged last slices), grouped heads, head_dim 64
+// and 128, and a short context in a long cache (one active slice: the one-CTA kernel's bits).
+// Tolerance: relative L2 error <= 1e-5 against double for both kernels and between them.
+void check_attention_split(std::uint64_t seed) {
+  struct cfg {
+    std::size_t NH, NKV, D, T, cap, pos0;
+  };
+  for (const cfg c : {cfg{8, 2, 128, 2, 700, 601}, cfg{4, 4, 64, 3, 4096, 3000},
+                      cfg{6, 3, 128, 1, 1000, 130}, cfg{4, 2, 64, 1, 1000, 20}}) {
+    const std::size_t qd = c.NH * c.D, kvd = c.NKV * c.D;
+    const auto q = host_random(c.T * qd, seed + c.cap, 2.0f);
+    const auto kc = host_random(c.cap * kvd, seed + 1), vc = host_random(c.cap * kvd, seed + 2);
+    dev<float> qd_(q.size()), kcd(kc.size()), vcd(vc.size()), o1(c.T * qd), o2(c.T * qd);
+    dev<int> posd(1);
+    qd_.up(q), kcd.up(kc), vcd.up(vc);
+    posd.up({static_cast<int>(c.pos0)});
+    o1.up(std::vector<float>(c.T * qd, NAN));
+    o2.up(std::vector<float>(c.T * qd, NAN));
+    ec::launch_opts o{g_stream, true, 0};
+    ec::attention(qd_.p, qd, c.T, kcd.p, vcd.p, c.NH, c.NKV, c.D, c.cap, posd.p, o1.p, qd, nullptr, o);
+    o.attention_splits = 1;
+    ec::attention(qd_.p, qd, c.T, kcd.p, vcd.p, c.NH, c.NKV, c.D, c.cap, posd.p, o2.p, qd, nullptr, o);
+    QFORGE_CUDA_CHECK(cudaStreamSynchronize(g_stream));
+    std::vector<double> want(c.T * qd);
+    for (std::size_t t = 0; t < c.T; ++t)
+      for (std::size_t h = 0; h < c.NH; ++h) {
+        const std::size_t kvh = h / (c.NH / c.NKV), n = c.pos0 + t + 1;
+        std::vector<double> sc(n);
+        double mx = -INFINITY, sum = 0;
+        for (std::size_t j = 0; j < n; ++j) {
+          double a = 0;
+          for (std::size_t d = 0; d < c.D; ++d) a += double{q[t * qd + h * c.D + d]} * kc[j * kvd + kvh * c.D + d];
+          sc[j] = a / std::sqrt(double(c.D));
+          mx = std::max(mx, sc[j]);
+        }
+        for (auto& v : sc) sum += (v = std::exp(v - mx));
+        for (std::size_t d = 0; d < c.D; ++d) {
+          double acc = 0;
+          for (std::size_t j = 0; j < n; ++j) acc += sc[j] * vc[j * kvd + kvh * c.D + d];
+          want[t * qd + h * c.D + d] = acc / sum;
+        }
+      }
+    const auto g1 = o1.down(), g2 = o2.down();
+    const double e1 = rel_err(g1, want), e2 = rel_err(g2, want);
+    std::vector<double> w2(g2.begin(), g2.end());
+    const double e12 = rel_err(g1, w2);
+    const bool short_ctx = c.pos0 + c.T <= 64;
+    const bool same = std::memcmp(g1.data(), g2.data(), g1.size() * 4) == 0;
+    expect(e1 < 1e-5 && e2 < 1e-5 && e12 < 1e-5 && (!short_ctx || same),
+           cat("split-KV attention heads ", c.NH, "/", c.NKV, " D ", c.D, " positions ", c.pos0, "+", c.T,
+               ": rel_l2 split ", e1, " one-CTA ", e2, " between ", e12));
+    std::printf("  check split-KV attention %zu/%zu heads, D %zu, %zu+%zu positions of %zu: rel_l2 split %.3g, one CTA %.3g, split vs one CTA %.3g%s\n",
+                c.NH, c.NKV, c.D, c.pos0, c.T, c.cap, e1, e2, e12, same ? " (bit-identical)" : "");
+  }
+}
+
 // --- a Llama-shaped model on the GPU -------------------------------------------------------------
 
 enum class wkind { gguf, awq, dense };
@@ -765,6 +826,7 @@ cudaGraphExec_t capture_step(const gpu_model& m, gpu_state& st, ec::blas& blas, 
   o.stream = g_stream;
   o.pdl = mode == 1 || mode == 2;
   o.early_trigger = mode == 1;
+  o.attention_splits = g_attention_splits;
   cudaGraph_t g = nullptr;
   QFORGE_CUDA_CHECK(cudaStreamBeginCapture(g_stream, cudaStreamCaptureModeThreadLocal));
   try {
@@ -1059,16 +1121,18 @@ void bench_matvec(const bandwidth& bw, ec::blas& blas) {
       }
       const std::size_t count = std::max<std::size_t>(copies, 240) / copies * copies;
       for (int rpw : {0, 1, 2, 4})
-        for (int pdl = 0; pdl < 2; ++pdl) {
+        for (int pdl = 0; pdl < 3; ++pdl) {  // off, early trigger, late trigger (default rows only)
+          if (pdl == 2 && rpw != 0) continue;
           ec::launch_opts o;
           o.stream = g_stream;
           o.pdl = pdl != 0;
+          o.early_trigger = pdl != 2;
           o.rows_per_warp = rpw;
           const double tt = time_graph([&](std::size_t i) {
             ec::matvec(t, w[i % copies].p, rows, cols, x.p, cols, 1, y.p, rows, false, o);
           }, count);
           char v[32];
-          if (rpw == 0) std::snprintf(v, sizeof v, "default%s", pdl ? "+pdl" : "");
+          if (rpw == 0) std::snprintf(v, sizeof v, "default%s", pdl == 2 ? "+pdl-late" : pdl ? "+pdl" : "");
           else std::snprintf(v, sizeof v, "rpw%d%s", rpw, pdl ? "+pdl" : "");
           report(std::string(quant::name(t)).c_str(), v, rows, cols, bytes, tt, bw);
         }
@@ -1087,7 +1151,7 @@ void bench_matvec(const bandwidth& bw, ec::blas& blas) {
       std::vector<awq_dev> a;
       for (std::size_t c = 0; c < copies; ++c) a.emplace_back(cols, rows, 128, 2000 + 3 * c);
       const std::size_t count = std::max<std::size_t>(copies, 240) / copies * copies;
-      for (int pdl = 0; pdl < 2; ++pdl) {
+      for (int pdl = 0; pdl < 2; ++pdl) {  // awq_matvec triggers its successor late under PDL
         ec::launch_opts o;
         o.stream = g_stream;
         o.pdl = pdl != 0;
@@ -1133,21 +1197,27 @@ void summarize(const bandwidth& bw) {
 }
 
 void bench_decode(const bandwidth& bw, ec::blas& blas) {
-  std::printf("decode, 7B shape (32 layers, hidden 4096, 32 heads, ffn 11008, vocab 32000), random weights, one CUDA graph per step, KV cache positions 64..127; fused = RMSNorm and SwiGLU inside the matvecs (not before cuBLAS); pdl = programmatic dependent launch:\n");
+  std::printf("decode, 7B shape (32 layers, hidden 4096, 32 heads, ffn 11008, vocab 32000), random weights, one CUDA graph per step, KV cache positions 64..127 and 512..639 (cyclically); fused = RMSNorm and SwiGLU inside the matvecs (not before cuBLAS); pdl = programmatic dependent launch; 1cta = attention with one CTA per head (split-KV off):\n");
+  for (const int first : {64, 512})
   for (std::size_t kv : {std::size_t{32}, std::size_t{8}})
     for (const char* mix : {"f16", "awq", "q4_k_m", "q8_0", "f16-own"}) {
       if (kv == 8 && std::string(mix) != "q4_k_m" && std::string(mix) != "awq") continue;
+      if (first != 64 && std::string(mix) == "f16-own") continue;
       const model_shape shape{32, 4096, 32, kv, 11008, 32000};
       const gpu_model m(shape, mix, 77);
-      gpu_state st(m, 128);
+      const int limit = first + 64 * (first == 64 ? 1 : 2);  // 64..127 or 512..639
+      gpu_state st(m, static_cast<std::size_t>(limit));
       for (auto& c : st.kc) fill_f32(c.p, c.n, 3, 1.0f);
       for (auto& c : st.vc) fill_f32(c.p, c.n, 4, 1.0f);
       st.token.up({1234});
       const double wb = m.weight_bytes();
-      for (int pdl : {0, 3, 1}) try {
-        const int first = 64, limit = 128;  // a short KV cache: positions 64 .. 127, cyclically
+      for (int pdl : {0, 3, 1, 4}) try {
+        if (first != 64 && (pdl == 0 || pdl == 3)) continue;
+        g_attention_splits = pdl == 4 ? 1 : 0;
+        const int cmode = pdl == 4 ? 1 : pdl;
         st.pos.up({first});
-        const cudaGraphExec_t g = capture_step(m, st, blas, pdl, first, limit);
+        const cudaGraphExec_t g = capture_step(m, st, blas, cmode, first, limit);
+        g_attention_splits = 0;
         const int steps = 64;
         const double t = time_it([&] {
           for (int i = 0; i < steps; ++i) QFORGE_CUDA_CHECK(cudaGraphLaunch(g, g_stream));
@@ -1156,16 +1226,18 @@ void bench_decode(const bandwidth& bw, ec::blas& blas) {
         const auto logits = st.logits.down();
         bool finite = true;
         for (float v : logits) finite = finite && std::isfinite(v);
-        const char* mode = pdl == 0 ? "plain" : pdl == 1 ? "fused+pdl" : pdl == 2 ? "fused+pdl-late" : "fused";
-        std::printf("  %-7s kv %2zu %-14s %8.2f tok/s  %7.3f ms/token  weights %6.2f GB -> %5.0f GB/s (%4.1f%% of copy)%s\n",
-                    mix, kv, mode, 1.0 / t, t * 1e3, wb * 1e-9, wb / t * 1e-9,
+        const char* mode = pdl == 0 ? "plain" : pdl == 1 ? "fused+pdl" : pdl == 2 ? "fused+pdl-late"
+                         : pdl == 4 ? "fused+pdl+1cta" : "fused";
+        std::printf("  %-7s kv %2zu pos %3d-%3d %-15s %8.2f tok/s  %7.3f ms/token  weights %6.2f GB -> %5.0f GB/s (%4.1f%% of copy)%s\n",
+                    mix, kv, first, limit - 1, mode, 1.0 / t, t * 1e3, wb * 1e-9, wb / t * 1e-9,
                     100 * wb / t / bw.copy, finite ? "" : "  NON-FINITE LOGITS");
         if (csv)
-          std::fprintf(csv, "decode,%s,kv%zu,%s,%.3f,%.4f,%.0f,%.1f\n", mix, kv, mode,
+          std::fprintf(csv, "decode,%s,kv%zu,pos%d,%s,%.3f,%.4f,%.0f,%.1f\n", mix, kv, first, mode,
                        1.0 / t, t * 1e3, wb, wb / t * 1e-9);
       } catch (const std::exception& e) {
         std::printf("  %-7s kv %2zu mode %d: FAILED %s\n", mix, kv, pdl, e.what());
         cudaGetLastError();
+        g_attention_splits = 0;
       }
     }
 }
@@ -1189,11 +1261,12 @@ void profile_kernels() {
 }
 
 int main(int argc, char** argv) {
-  bool full = false, profile = false;
+  bool full = false, profile = false, bench = false;
   std::string out_dir;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--full") full = true;
+    else if (a == "--bench") bench = true;  // quick checks, then the timings
     else if (a == "--quick") full = false;
     else if (a == "--profile") profile = true;
     else out_dir = a;
@@ -1209,7 +1282,7 @@ int main(int argc, char** argv) {
     std::printf("device: %s, %d SMs, %zu MB L2, cc %d.%d\n", prop.name, prop.multiProcessorCount,
                 static_cast<std::size_t>(prop.l2CacheSize) >> 20, prop.major, prop.minor);
     QFORGE_CUDA_CHECK(cudaStreamCreateWithFlags(&g_stream, cudaStreamNonBlocking));
-    if (!out_dir.empty() && full) csv = std::fopen((out_dir + "/cuda_engine.csv").c_str(), "w");
+    if (!out_dir.empty() && (full || bench)) csv = std::fopen((out_dir + "/cuda_engine.csv").c_str(), "w");
     ec::blas blas;
     ec::awq_workspace ws(11008, 11008);
     const bool quick = !full;
@@ -1230,9 +1303,10 @@ int main(int argc, char** argv) {
     check_prologues(seed++, ws);
     check_pdl_chain(seed++, ws);
     check_ops(seed++);
+    check_attention_split(seed++);
     for (const char* mix : {"f16", "f16-own", "awq", "q4_k_m", "q8_0"}) check_model(mix, seed++, blas);
     std::printf("checks: %d passed, %d failed\n", passes, failures);
-    if (full) {
+    if (full || bench) {
       const bandwidth bw = measure_bandwidth();
       try {
         bench_matvec(bw, blas);

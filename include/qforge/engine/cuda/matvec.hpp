@@ -23,10 +23,14 @@ struct launch_opts {
   // Programmatic dependent launch (sm_90): the kernel may start while the previous one in the
   // stream finishes, streaming its weights before it waits for its inputs.
   bool pdl = false;
-  // With pdl: let the next kernel be scheduled at entry (true) or once the main loop is done.
+  // With pdl: let the next kernel be scheduled at entry (true) or once the main loop is done
+  // (awq_matvec always does the latter: measured faster, see engine_matvec.cu).
   bool early_trigger = true;
   // GGUF kernels: rows per warp, 1, 2 or 4 (0: the tuned default). Benchmarks only.
   int rows_per_warp = 0;
+  // attention(): CTAs per head, 0 automatic (split-KV on sm_90 for caches over 64 positions when
+  // tokens x heads < SMs), 1 one CTA per head, k > 1 at most k (any token count). Benchmarks, tests.
+  int attention_splits = 0;
 };
 
 // How a matvec forms its input from x, fusing the op that precedes a projection in a decode step

@@ -4,7 +4,8 @@
 // RoPE from a cos/sin table computed on the host exactly as the CPU computes its angles (so the
 // rotation itself is bit-identical under --fmad=false), the K/V cache store, causal grouped-query
 // attention over the float32 cache (one CTA per head and token: scores in shared memory, then a
-// softmax and the weighted sum of values, coalesced over the head dimension), SwiGLU, and an F16
+// softmax and the weighted sum of values, coalesced over the head dimension; decode over long
+// caches splits each head over several CTAs instead, attention_split.cuh), SwiGLU, and an F16
 // embedding look-up. Norm, attention and SwiGLU can also write an fp16 copy of their output for
 // the cuBLAS FP16 path. The position of the first new token is read from device memory, so one
 // captured CUDA graph serves every decode step (advance_kernel moves it). Every kernel waits for
@@ -71,34 +72,34 @@ __global__ void rope_store_kernel(float* q, std::size_t ldq, float* k,
   }
 }
 
-// grid (n_heads, tokens), ops_threads threads, head_dim <= ops_threads; dynamic shared memory:
-// one float per attended position. Scores: each warp takes 4 positions at a time, lanes over the
-// head dimension (coalesced rows, 4 x D/32 independent loads in flight per lane). Values: the
-// CTA splits into ops_threads / D groups over positions, each thread owning one dimension.
-__global__ void __launch_bounds__(ops_threads)
-    attention_kernel(const float* q, std::size_t ldq, const float* kc, const float* vc,
-                     int n_heads, int n_kv, int D, const int* pos, float scale, float* out,
-                     std::size_t ldo, __half* outh) {
-  allow_dependents();
-  wait_for_inputs();
-  extern __shared__ float s[];
-  __shared__ float red[32];
-  __shared__ float part[ops_threads];
-  const int h = static_cast<int>(blockIdx.x), t = static_cast<int>(blockIdx.y);
-  const int kvh = h / (n_heads / n_kv), kv_dim = n_kv * D;
-  const int n = *pos + t + 1;
-  const float* qh = q + t * ldq + h * D;
+// Attention of one query head over cache positions [j0, j1) (j1 > j0), the whole CTA
+// (ops_threads threads, head_dim <= ops_threads) taking part: s (shared) receives the j1 - j0
+// scores. Scores: each warp takes 4 positions at a time, lanes over the head dimension (coalesced
+// rows, 4 x D/32 independent loads in flight per lane). Values: the CTA splits into
+// ops_threads / D groups over positions, each thread owning one dimension. Returns the slice's
+// softmax statistics (max score, sum of exp(score - max)) and, in o for thread d < D, the
+// unnormalised output sum_j exp(s_j - max) v_j[d].
+struct slice_stats {
+  float max, sum, o;
+};
+__device__ __forceinline__ slice_stats attend_slice(const float* qh, const float* kc,
+                                                    const float* vc, int kvh, int kv_dim, int D,
+                                                    int j0, int j1, float scale, float* s,
+                                                    float* red, float* part) noexcept {
   const int lane = static_cast<int>(threadIdx.x) & 31, warp = static_cast<int>(threadIdx.x) >> 5;
   constexpr int warps = ops_threads / 32, max_e = ops_threads / 32;
+  const int n = j1 - j0;
+  kc += static_cast<std::size_t>(j0) * kv_dim;
+  vc += static_cast<std::size_t>(j0) * kv_dim;
   float qr[max_e];
 #pragma unroll
   for (int e = 0; e < max_e; ++e) qr[e] = lane + 32 * e < D ? qh[lane + 32 * e] : 0.0f;
-  for (int j0 = 4 * warp; j0 < n; j0 += 4 * warps) {
+  for (int jj = 4 * warp; jj < n; jj += 4 * warps) {
     float a[4] = {0.0f, 0.0f, 0.0f, 0.0f};
 #pragma unroll
     for (int u = 0; u < 4; ++u) {
-      if (j0 + u >= n) continue;
-      const float* kj = kc + static_cast<std::size_t>(j0 + u) * kv_dim + kvh * D;
+      if (jj + u >= n) continue;
+      const float* kj = kc + static_cast<std::size_t>(jj + u) * kv_dim + kvh * D;
 #pragma unroll
       for (int e = 0; e < max_e; ++e)
         if (lane + 32 * e < D) a[u] = __fmaf_rn(qr[e], kj[lane + 32 * e], a[u]);
@@ -106,7 +107,7 @@ __global__ void __launch_bounds__(ops_threads)
 #pragma unroll
     for (int u = 0; u < 4; ++u) {
       const float v = warp_sum(a[u]);
-      if (lane == 0 && j0 + u < n) s[j0 + u] = v * scale;
+      if (lane == 0 && jj + u < n) s[jj + u] = v * scale;
     }
   }
   __syncthreads();
@@ -137,10 +138,29 @@ __global__ void __launch_bounds__(ops_threads)
   }
   part[threadIdx.x] = o;
   __syncthreads();
+  slice_stats r{mx, sum, 0.0f};
+  if (static_cast<int>(threadIdx.x) < D)
+    for (int k = 0; k < G; ++k) r.o += part[k * D + threadIdx.x];
+  return r;
+}
+
+// grid (n_heads, tokens), ops_threads threads, head_dim <= ops_threads; dynamic shared memory:
+// one float per attended position. One CTA walks all positions of its head (attend_slice).
+__global__ void __launch_bounds__(ops_threads)
+    attention_kernel(const float* q, std::size_t ldq, const float* kc, const float* vc,
+                     int n_heads, int n_kv, int D, const int* pos, float scale, float* out,
+                     std::size_t ldo, __half* outh) {
+  allow_dependents();
+  wait_for_inputs();
+  extern __shared__ float s[];
+  __shared__ float red[32];
+  __shared__ float part[ops_threads];
+  const int h = static_cast<int>(blockIdx.x), t = static_cast<int>(blockIdx.y);
+  const int kvh = h / (n_heads / n_kv);
+  const int n = *pos + t + 1;
+  const slice_stats r = attend_slice(q + t * ldq + h * D, kc, vc, kvh, n_kv * D, D, 0, n, scale, s, red, part);
   if (static_cast<int>(threadIdx.x) < D) {
-    float acc = 0.0f;
-    for (int k = 0; k < G; ++k) acc += part[k * D + threadIdx.x];
-    const float v = acc / sum;
+    const float v = r.o / r.sum;
     out[t * ldo + h * D + threadIdx.x] = v;
     if (outh != nullptr) outh[t * ldo + h * D + threadIdx.x] = __float2half_rn(v);
   }

@@ -33,6 +33,9 @@ void rope_store(float* q, std::size_t ldq, float* k, std::size_t ldk, const floa
 
 // out[t, h] = softmax(q[t, h] . K[0 .. *pos + t] / sqrt(D)) V for every query head h, reading
 // key/value head h / (n_heads / n_kv). max_positions bounds *pos + tokens (shared memory size).
+// On sm_90, caches of more than 64 positions run split-KV when tokens x heads leave SMs idle
+// (decode; several CTAs per head, merged by log-sum-exp; engine/cuda/attention_split.cuh): same
+// results up to float rounding.
 void attention(const float* q, std::size_t ldq, std::size_t tokens, const float* k_cache,
                const float* v_cache, std::size_t n_heads, std::size_t n_kv, std::size_t head_dim,
                std::size_t max_positions, const int* pos, float* out, std::size_t ldo,
