@@ -59,6 +59,17 @@ def run(argv, env=None, **kw):
     return r
 
 
+def backend_usable(argv, env):
+    """Whether argv runs under env's QFORGE_BACKEND (False when the backend is not compiled in or
+    this CPU lacks it; any other failure fails the test)."""
+    r = subprocess.run(argv, env=env, capture_output=True, text=True)
+    if r.returncode == 0:
+        return True
+    if "QFORGE_BACKEND=" in r.stderr and ("not usable" in r.stderr or "not compiled" in r.stderr):
+        return False
+    sys.exit(f"FAIL: {' '.join(argv)} exited {r.returncode}\n{r.stderr}")
+
+
 def f16_input(a):
     path = os.path.join(a.work, "in-f16.gguf")
     run([a.qforge, "gguf", a.model, "-o", path, "--type", "f16", "-q"])

@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: MIT
 # Determinism: `qforge gguf --type q4_k_m`, `qforge quantize ... Q6_K` and `qforge awq --samples 8`
 # give byte-identical artefacts across runs, thread counts (-j1 / -j2) and CPU backends
-# (QFORGE_BACKEND=scalar against the best one this CPU has). Rows are split across threads and
-# every backend reproduces the scalar reference's float operations, so any difference is a bug.
+# (QFORGE_BACKEND=scalar, and avx2 where the best one this CPU has is avx512, against that best
+# one). Rows are split across threads and every backend reproduces the scalar reference's float
+# operations (AWQ's search: the ordered sums of engine/ordered_dot.hpp), so any difference is a bug.
 import os
 import sys
 
@@ -19,6 +20,12 @@ def main():
     cmds = common.commands(a, f16)
     scalar = dict(os.environ, QFORGE_BACKEND="scalar")
     variants = [("-j2", 2, None), ("-j2 again", 2, None), ("-j1", 1, None), ("scalar -j2", 2, scalar)]
+    # AVX2 too when this CPU runs AVX-512 (else AVX2, if present, is the best one already).
+    avx512 = dict(os.environ, QFORGE_BACKEND="avx512")
+    if common.backend_usable(cmds["gguf"](os.path.join(a.work, "probe.gguf"), 1), avx512):
+        variants.append(("avx2 -j2", 2, dict(os.environ, QFORGE_BACKEND="avx2")))
+    else:
+        print("not run: avx2 variant (this CPU or build has no AVX-512, so AVX2 is the best one or absent)")
     failures = []
     for tool, cmd in cmds.items():
         digests = {}
@@ -33,7 +40,7 @@ def main():
         for k, v in digests.items():
             if v == first:
                 continue
-            if k.startswith("scalar") and tool in a.known_backend_diff:
+            if k.split()[0] in ("scalar", "avx2") and tool in a.known_backend_diff:
                 print(f"KNOWN ISSUE: {tool}: {k} differs from -j2 (not failed: --known-backend-diff)")
             else:
                 failures.append(f"{tool}: {k} differs from -j2")

@@ -5,8 +5,11 @@
 // are packed one after another in [tokens, hidden] arrays; attention is causal within each
 // sequence and never crosses into the next, positions restart at 0 per sequence. Math and order of
 // operations follow engine/forward.hpp (which follows transformers), so the activations captured
-// here are the ones the engine and transformers see. Products go through engine::matmul on the
-// engine's thread pool.
+// here are the ones the engine and transformers see. Products and attention dots go through the
+// engine's ordered kernels (engine::matmul_ordered, ops::dot_f32_ordered: one summation order on
+// every ISA) on the engine's thread pool, so the losses the search compares, and so its choices,
+// are the same bits on every backend and thread count; the rest (norms, RoPE, softmax, SiLU) is
+// plain scalar code compiled once, never the engine's per-ISA vector versions of it.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -23,6 +26,19 @@
 
 namespace qforge::awq {
 
+namespace detail {
+// SiLU and RMSNorm as transformers computes them in float32 (the engine's formulas), kept here as
+// scalar code compiled once: the engine's SwiGLU kernel (ops::swiglu) uses a per-ISA approximate
+// exp, and its other elementwise steps may follow; the search must not depend on the ISA.
+inline float silu(float x) noexcept { return x / (1.0f + std::exp(-x)); }
+inline void rms_norm(const float* x, const float* w, float* y, std::size_t n, float eps) noexcept {
+  double ss = 0;
+  for (std::size_t i = 0; i < n; ++i) ss += double{x[i]} * x[i];
+  const float inv = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(n) + eps));
+  for (std::size_t i = 0; i < n; ++i) y[i] = w[i] * (x[i] * inv);
+}
+}  // namespace detail
+
 // A linear layer in float: w is [out, in] row-major; bias empty or `out` values.
 struct linear_f32 {
   std::string name;  // HF base name (model.layers.0.self_attn.q_proj), for messages
@@ -38,9 +54,7 @@ struct block_weights {
 // y [n, l.out] = x [n, l.in] W^T + bias.
 inline void linear_forward(const linear_f32& l, const float* x, std::size_t n, float* y,
                            engine::thread_pool& pool) {
-  const engine::matrix m{quant::qtype::f32, l.out, l.in, l.in * sizeof(float),
-                         reinterpret_cast<const std::byte*>(l.w.data())};
-  engine::matmul(m, x, l.in, n, y, l.out, pool);
+  engine::matmul_ordered(l.w.data(), l.out, l.in, x, l.in, n, y, l.out, pool);
   if (!l.bias.empty())
     for (std::size_t t = 0; t < n; ++t)
       for (std::size_t r = 0; r < l.out; ++r) y[t * l.out + r] += l.bias[r];
@@ -85,7 +99,7 @@ class block_runner {
     const std::size_t H = c_.hidden;
     pool_.parallel_for(n_, 16, [&](std::size_t b, std::size_t e) {
       for (std::size_t t = b; t < e; ++t)
-        engine::detail::rms_norm(x + t * H, w.data(), out + t * H, H, c_.rms_eps);
+        detail::rms_norm(x + t * H, w.data(), out + t * H, H, c_.rms_eps);
     });
   }
 
@@ -107,11 +121,11 @@ class block_runner {
         float* q = q_.data() + t * q_dim_;
         float* k = k_.data() + t * kv_dim_;
         for (std::size_t h = 0; h < c_.n_heads; ++h) {
-          if (c_.qk_norm) engine::detail::rms_norm(q + h * D, b.q_norm.data(), q + h * D, D, c_.rms_eps);
+          if (c_.qk_norm) detail::rms_norm(q + h * D, b.q_norm.data(), q + h * D, D, c_.rms_eps);
           rope(q + h * D, pos_[t]);
         }
         for (std::size_t h = 0; h < c_.n_kv_heads; ++h) {
-          if (c_.qk_norm) engine::detail::rms_norm(k + h * D, b.k_norm.data(), k + h * D, D, c_.rms_eps);
+          if (c_.qk_norm) detail::rms_norm(k + h * D, b.k_norm.data(), k + h * D, D, c_.rms_eps);
           rope(k + h * D, pos_[t]);
         }
       }
@@ -131,7 +145,7 @@ class block_runner {
     linear_forward(gate, xn, n_, g_.data(), pool_);
     linear_forward(up, xn, n_, u_.data(), pool_);
     pool_.parallel_for(n_ * F, 4096, [&](std::size_t b, std::size_t e) {
-      for (std::size_t i = b; i < e; ++i) g_[i] = engine::detail::silu(g_[i]) * u_[i];
+      for (std::size_t i = b; i < e; ++i) g_[i] = detail::silu(g_[i]) * u_[i];
     });
     if (act != nullptr) std::copy_n(g_.data(), n_ * F, act);
     linear_forward(down, g_.data(), n_, out, pool_);
@@ -181,10 +195,11 @@ class block_runner {
         const std::size_t t = job / NH, h = job % NH, kvh = h / group;
         const std::size_t first = t - pos_[t], n = pos_[t] + 1;
         const float* q = q_.data() + t * q_dim_ + h * D;
+        // The n key rows times q as one product: its register tiles keep several dots in flight.
+        k.gemm_ordered(k_.data() + first * kv_dim_ + kvh * D, kv_dim_, n, q, D, 1, D, s, 1);
         float mx = -INFINITY;
         for (std::size_t j = 0; j < n; ++j) {
-          s[j] = k.dot_f32(reinterpret_cast<const std::byte*>(k_.data() + (first + j) * kv_dim_ + kvh * D),
-                           q, D) * scale;
+          s[j] *= scale;
           mx = std::max(mx, s[j]);
         }
         float sum = 0;

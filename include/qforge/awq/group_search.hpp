@@ -6,7 +6,9 @@
 // covariance (mean over output rows of d^T C d), folding scales into norms and linears, and the
 // candidate loop that keeps the lowest loss among those whose folding stays inside fp16 (the fp16
 // guard: scaled weights, their per-group ranges, folded norms / rows and the scaled calibration
-// activations; when no candidate passes, s = 1).
+// activations; when no candidate passes, s = 1). Every float product and dot here goes through the
+// engine's ordered kernels (engine/ordered_dot.hpp), so losses, and so the choices they decide,
+// are the same bits on every CPU backend and thread count.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -119,9 +121,7 @@ inline std::vector<float> covariance(const float* x, std::size_t rows, std::size
                                      engine::thread_pool& pool) {
   const auto xt = transpose(x, rows, n, pool);
   std::vector<float> c(n * n);
-  const engine::matrix m{quant::qtype::f32, n, rows, rows * sizeof(float),
-                         reinterpret_cast<const std::byte*>(xt.data())};
-  engine::matmul(m, xt.data(), rows, n, c.data(), n, pool);
+  engine::matmul_ordered(xt.data(), n, rows, xt.data(), rows, n, c.data(), n, pool);
   const float inv = 1.0f / static_cast<float>(rows);
   for (auto& v : c) v *= inv;
   return c;
@@ -137,9 +137,8 @@ inline std::vector<float> group_covariance(const float* x, std::size_t rows, std
   std::vector<float> cov(n * group);
   for (std::size_t g = 0; g < n / group; ++g) {
     const float* base = xt.data() + g * group * rows;
-    const engine::matrix m{quant::qtype::f32, group, rows, rows * sizeof(float),
-                           reinterpret_cast<const std::byte*>(base)};
-    engine::matmul(m, base, rows, group, cov.data() + g * group * group, group, pool);
+    engine::matmul_ordered(base, group, rows, base, rows, group, cov.data() + g * group * group,
+                           group, pool);
   }
   const float inv = 1.0f / static_cast<float>(rows);
   for (auto& v : cov) v *= inv;
@@ -180,15 +179,17 @@ inline linear_f32 fake_quant(const linear_f32& l, const std::vector<float>& s, s
   q.w.resize(l.w.size());
   const engine::ops& k = engine::cpu_ops();
   const auto dot = [&](const float* a, const float* b, std::size_t n) {
-    return k.dot_f32(reinterpret_cast<const std::byte*>(a), b, n);
+    return k.dot_f32_ordered(a, b, n);
   };
+  const auto matvec = [&](const float* m, std::size_t rows, const float* v, std::size_t n,
+                          float* out) { k.gemm_ordered(m, n, rows, v, n, 1, n, out, 1); };
   pool.parallel_for(l.out, 4, [&](std::size_t b, std::size_t e) {
     if (cov == nullptr)
       return quant::awq::fake_quantize_scaled(l.w.data(), l.in, group, s.data(), q.w.data(), b, e);
     for (std::size_t r = b; r < e; ++r) {
       float* d = q.w.data() + r * l.in;
       for (std::size_t c = 0; c < l.in; ++c) d[c] = quant::awq::half(l.w[r * l.in + c] * s[c]);
-      quant::awq::clip_row(d, l.in, group, cov->data(), dot);
+      quant::awq::clip_row(d, l.in, group, cov->data(), dot, matvec);
       quant::awq::fake_quantize_row(d, l.in, group);
       for (std::size_t c = 0; c < l.in; ++c) d[c] /= s[c];
     }
@@ -305,9 +306,7 @@ inline double linear_loss(const linear_f32& w, const linear_f32& wq, const std::
   const std::size_t in = w.in, out = w.out;
   std::vector<float> d(out * in), m(out * in);
   for (std::size_t i = 0; i < d.size(); ++i) d[i] = wq.w[i] - w.w[i];
-  const engine::matrix c{quant::qtype::f32, in, in, in * sizeof(float),
-                         reinterpret_cast<const std::byte*>(cov.data())};
-  engine::matmul(c, d.data(), in, out, m.data(), in, pool);
+  engine::matmul_ordered(cov.data(), in, in, d.data(), in, out, m.data(), in, pool);
   double s = 0;
   for (std::size_t i = 0; i < d.size(); ++i) s += static_cast<double>(m[i]) * d[i];
   return s / static_cast<double>(out);
@@ -333,11 +332,13 @@ inline void clip_linear(linear_f32& l, const std::vector<float>& cov, std::size_
                         engine::thread_pool& pool) {
   const engine::ops& k = engine::cpu_ops();
   const auto dot = [&](const float* a, const float* b, std::size_t n) {
-    return k.dot_f32(reinterpret_cast<const std::byte*>(a), b, n);
+    return k.dot_f32_ordered(a, b, n);
   };
+  const auto matvec = [&](const float* m, std::size_t rows, const float* v, std::size_t n,
+                          float* out) { k.gemm_ordered(m, n, rows, v, n, 1, n, out, 1); };
   pool.parallel_for(l.out, 1, [&](std::size_t b, std::size_t e) {
     for (std::size_t r = b; r < e; ++r)
-      quant::awq::clip_row(l.w.data() + r * l.in, l.in, group, cov.data(), dot);
+      quant::awq::clip_row(l.w.data() + r * l.in, l.in, group, cov.data(), dot, matvec);
   });
 }
 

@@ -31,8 +31,6 @@ inline void rms_norm(const float* x, const float* w, float* y, std::size_t n, fl
   for (std::size_t i = 0; i < n; ++i) y[i] = w[i] * (x[i] * inv);
 }
 
-inline float silu(float x) noexcept { return x / (1.0f + std::exp(-x)); }
-
 }  // namespace detail
 
 class session {
@@ -46,7 +44,8 @@ class session {
     q_dim_ = std::size_t{c_.n_heads} * c_.head_dim;
     k_cache_.assign(c_.n_layers * ctx_ * kv_dim_, 0.0f);
     v_cache_.assign(c_.n_layers * ctx_ * kv_dim_, 0.0f);
-    // cos/sin per position are computed on the fly from inv_freq; keep the table of frequencies.
+    // cos/sin per position come from inv_freq; rope_table() extends a table of them as positions
+    // are first reached, so each is computed once rather than per head, layer and eval.
     for (std::uint32_t i = 0; i < c_.head_dim / 2; ++i) inv_freq_.push_back(c_.inv_freq(i));
   }
 
@@ -77,6 +76,7 @@ class session {
       if (t < 0 || static_cast<std::size_t>(t) >= V)
         throw error(error::kind::argument, cat("eval: token id ", t, " outside [0, ", V, ")"));
     resize(T);
+    rope_table(n_past_ + T);
     const std::size_t H = c_.hidden;
     for (std::size_t t = 0; t < T; ++t)
       lookup_row(m_.token_embd, static_cast<std::size_t>(tokens[t]), {x_.data() + t * H, H});
@@ -107,13 +107,25 @@ class session {
     grow(up_, T * c_.ffn);
   }
 
-  // Rotates one head in place at position pos.
+  // cos / sin of every rotation angle of positions [0, n) into rope_cs_ (pairs per position).
+  void rope_table(std::size_t n) {
+    const std::size_t half = c_.head_dim / 2;
+    for (std::size_t pos = rope_cs_.size() / (2 * half); pos < n; ++pos) {
+      const double p = static_cast<double>(pos) / c_.rope_linear_factor;
+      for (std::size_t i = 0; i < half; ++i) {
+        const double a = p * inv_freq_[i];
+        rope_cs_.push_back(static_cast<float>(std::cos(a)));
+        rope_cs_.push_back(static_cast<float>(std::sin(a)));
+      }
+    }
+  }
+
+  // Rotates one head in place at position pos (< the positions rope_table() covered).
   void rope(float* h, std::size_t pos) const noexcept {
     const std::size_t half = c_.head_dim / 2;
-    const double p = static_cast<double>(pos) / c_.rope_linear_factor;
+    const float* t = rope_cs_.data() + pos * 2 * half;
     for (std::size_t i = 0; i < half; ++i) {
-      const double a = p * inv_freq_[i];
-      const auto cs = static_cast<float>(std::cos(a)), sn = static_cast<float>(std::sin(a));
+      const float cs = t[2 * i], sn = t[2 * i + 1];
       float* x0 = c_.rope == rope_style::neox ? h + i : h + 2 * i;
       float* x1 = c_.rope == rope_style::neox ? h + i + half : h + 2 * i + 1;
       const float a0 = *x0, a1 = *x1;
@@ -166,39 +178,25 @@ class session {
       detail::rms_norm(x_.data() + t * H, L.ffn_norm.data(), xn_.data() + t * H, H, c_.rms_eps);
     matmul(L.gate, xn_.data(), H, T, gate_.data(), F, pool_);
     matmul(L.up, xn_.data(), H, T, up_.data(), F, pool_);
-    for (std::size_t i = 0; i < T * F; ++i) gate_[i] = detail::silu(gate_[i]) * up_[i];
+    cpu_ops().swiglu(gate_.data(), up_.data(), T * F);
     matmul(L.down, gate_.data(), F, T, xn_.data(), H, pool_);
     for (std::size_t i = 0; i < T * H; ++i) x_[i] += xn_[i];
   }
 
-  // Causal grouped-query attention for the T new tokens: query head h reads key/value head
-  // h / (n_heads / n_kv_heads) at positions 0 .. its own. Split across threads by (token, head).
+  // Causal grouped-query attention for the T new tokens: query heads g * group .. g * group +
+  // group - 1 read key/value head g at positions 0 .. their own (ops::attend, one pass over the
+  // cached rows per group). Split across threads by (token, key/value head).
   void attention(const float* kc, const float* vc, std::size_t T) {
-    const std::size_t D = c_.head_dim, NH = c_.n_heads, group = c_.n_heads / c_.n_kv_heads;
+    const std::size_t D = c_.head_dim, NKV = c_.n_kv_heads, group = c_.n_heads / c_.n_kv_heads;
     const float scale = 1.0f / std::sqrt(static_cast<float>(D));
     const ops& k = cpu_ops();
-    pool_.parallel_for(T * NH, 1, [&](std::size_t b, std::size_t e) {
-      float* s = detail::scratch(ctx_).data();
+    pool_.parallel_for(T * NKV, 1, [&](std::size_t b, std::size_t e) {
+      float* s = detail::scratch(group * ctx_).data();
       for (std::size_t job = b; job < e; ++job) {
-        const std::size_t t = job / NH, h = job % NH, kvh = h / group;
-        const std::size_t n = n_past_ + t + 1;
-        const float* q = q_.data() + t * q_dim_ + h * D;
-        float mx = -INFINITY;
-        for (std::size_t j = 0; j < n; ++j) {
-          s[j] = k.dot_f32(reinterpret_cast<const std::byte*>(kc + j * kv_dim_ + kvh * D), q, D) *
-                 scale;
-          mx = std::max(mx, s[j]);
-        }
-        float sum = 0;
-        for (std::size_t j = 0; j < n; ++j) sum += (s[j] = std::exp(s[j] - mx));
-        const float inv = 1.0f / sum;
-        float* out = attn_.data() + t * q_dim_ + h * D;
-        std::fill_n(out, D, 0.0f);
-        for (std::size_t j = 0; j < n; ++j) {
-          const float p = s[j] * inv;
-          const float* v = vc + j * kv_dim_ + kvh * D;
-          for (std::size_t i = 0; i < D; ++i) out[i] += p * v[i];
-        }
+        const std::size_t t = job / NKV, g = job % NKV;
+        const std::size_t n = n_past_ + t + 1, first = t * q_dim_ + g * group * D;
+        k.attend(q_.data() + first, group, kc + g * D, vc + g * D, kv_dim_, n, D, scale, s,
+                 attn_.data() + first);
       }
     });
   }
@@ -208,6 +206,7 @@ class session {
   const model_config& c_;
   std::size_t ctx_ = 0, kv_dim_ = 0, q_dim_ = 0, n_past_ = 0;
   std::vector<double> inv_freq_;
+  std::vector<float> rope_cs_;
   std::vector<float> k_cache_, v_cache_;
   std::vector<float> x_, xn_, q_, k_, v_, attn_, gate_, up_;
 };

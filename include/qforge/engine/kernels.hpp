@@ -2,15 +2,19 @@
 // The forward pass's inner loops, written once against xsimd and instantiated per ISA: dot products
 // of a weight row (F32, F16, BF16 or Q8_0 blocks, read in place) with float activations, integer
 // dot products of K-quant / Q8_0 rows with 8-bit activations (engine/quant_dot_simd.hpp), F16/BF16
-// row conversion, and a register-blocked product of a few float weight rows with a few activation
-// rows (prefill). The float kernels accumulate in float32 with fused multiply-adds, so results
+// row conversion, a register-blocked product of a few float weight rows with a few activation
+// rows (prefill), and the attention and SwiGLU steps (their exp within a few ulp of std::exp).
+// The float kernels accumulate in float32 with fused multiply-adds, so results
 // differ from a sequential sum by rounding only; the integer ones add the activations' 8-bit
-// rounding (bound in engine/quant_dot.hpp). Nothing here has to match bytes. `ops` is the table of
+// rounding (bound in engine/quant_dot.hpp). Nothing here has to match bytes, except the ordered
+// dot / product (engine/ordered_dot.hpp), which every ISA computes in one canonical order for
+// searches that must give the same bytes on every backend (AWQ). `ops` is the table of
 // one ISA's kernels; cpu_ops() picks the table once, following backend::selected() (and so
 // QFORGE_BACKEND): with qforge::kernels linked the AVX2/AVX-512 tables come from
 // kernels/cpu/engine_*.cpp (each built with its ISA flags), header-only it is the arch the
 // compiler targets.
 #pragma once
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -20,6 +24,7 @@
 
 #include "qforge/backend/dispatch.hpp"
 #include "qforge/core/fp16.hpp"
+#include "qforge/engine/ordered_dot_simd.hpp"
 #include "qforge/engine/quant_dot_simd.hpp"
 #include "qforge/quant/blocks.hpp"
 
@@ -37,6 +42,14 @@ struct ops {
   // y[t * ldy + r] = sum_k w[r * ldw + k] * x[t * ldx + k] for r < rows, t < tokens, k < n.
   void (*gemm)(const float* w, std::size_t ldw, std::size_t rows, const float* x, std::size_t ldx,
                std::size_t tokens, std::size_t n, float* y, std::size_t ldy) noexcept;
+  // Attention of `heads` query heads (q: heads * d floats) that share one key/value head over n
+  // cached positions (rows k + j * ld, v + j * ld): s = scale * q_h . k_j, softmax over j,
+  // out[h * d + i] = sum_j p_j v_j[i]. scores: heads * n floats of scratch. One call per group
+  // reads each cached row once for all its query heads.
+  // g[i] = silu(g[i]) * u[i] for i < n.
+  void (*swiglu)(float* g, const float* u, std::size_t n) noexcept;
+  void (*attend)(const float* q, std::size_t heads, const float* k, const float* v, std::size_t ld,
+                 std::size_t n, std::size_t d, float scale, float* scores, float* out) noexcept;
   // Activations quantized once per product (engine/quant_dot.hpp): n / 256 qdot::act_q8_k or n / 32
   // qdot::act_q8_0 into `a`, then integer dot products of rows of n values with them.
   void (*quantize_q8_k)(const float* x, std::size_t n, std::byte* a) noexcept;
@@ -47,6 +60,17 @@ struct ops {
   float (*dot_q5_k_q8)(const std::byte* w, const std::byte* a, std::size_t n) noexcept;
   float (*dot_q6_k_q8)(const std::byte* w, const std::byte* a, std::size_t n) noexcept;
   float (*dot_q8_0_q8)(const std::byte* w, const std::byte* a, std::size_t n) noexcept;
+  // The same products for `rows` consecutive rows of n values from w: y[r] = dot(row r, a), each
+  // the value the dot above gives (several rows per pass where an ISA has a body for it).
+  using qrows_fn = void (*)(const std::byte* w, std::size_t rows, const std::byte* a,
+                            std::size_t n, float* y) noexcept;
+  qrows_fn rows_q2_k_q8, rows_q3_k_q8, rows_q4_k_q8, rows_q5_k_q8, rows_q6_k_q8, rows_q8_0_q8;
+  // The ordered (backend-independent) float dot and product of engine/ordered_dot.hpp, same
+  // arguments as dot_f32 (on floats) and gemm; slower than those, for AWQ's search.
+  float (*dot_f32_ordered)(const float* w, const float* x, std::size_t n) noexcept;
+  void (*gemm_ordered)(const float* w, std::size_t ldw, std::size_t rows, const float* x,
+                       std::size_t ldx, std::size_t tokens, std::size_t n, float* y,
+                       std::size_t ldy) noexcept;
   const char* name;
 };
 
@@ -242,6 +266,140 @@ void gemm(const float* w, std::size_t ldw, std::size_t rows, const float* x, std
   for (; r < rows; ++r) gemm_rows<Arch, 1>(w + r * ldw, ldw, x, ldx, tokens, n, y + r, ldy);
 }
 
+// e^x, Cephes' expf scheme: n = round(x / ln 2) (the 1.5 * 2^23 addition rounds to an integer
+// in the low bits), a degree-5 polynomial on the remainder, 2^n through the exponent bits; within
+// about 2 ulp of std::exp. x is clamped to [-87.3, 88.3]: e^x bottoms out near 1e-38 instead of
+// 0 and never overflows, which neither softmax (x <= 0) nor SiLU can tell apart.
+template <class Arch>
+fb<Arch> exp_approx(fb<Arch> x) noexcept {
+  using B = fb<Arch>;
+  using I = xsimd::batch<std::int32_t, Arch>;
+  x = xsimd::select(x < B(-87.3f), B(-87.3f), x);
+  x = xsimd::select(x > B(88.3f), B(88.3f), x);
+  const B magic(12582912.0f);
+  const B t = madd<Arch>(x, B(1.44269504088896341f), magic);
+  const B n = t - magic;
+  B r = madd<Arch>(n, B(-0.693359375f), x);
+  r = madd<Arch>(n, B(2.12194440e-4f), r);
+  B p(1.9875691500e-4f);
+  p = madd<Arch>(p, r, B(1.3981999507e-3f));
+  p = madd<Arch>(p, r, B(8.3334519073e-3f));
+  p = madd<Arch>(p, r, B(4.1665795894e-2f));
+  p = madd<Arch>(p, r, B(1.6666665459e-1f));
+  p = madd<Arch>(p, r, B(5.0000001201e-1f));
+  const B y = madd<Arch>(p, r * r, r + B(1.0f));
+  // (n + 127) * 2^23 by a multiply: xsimd's AVX-512 shift trips GCC 12's uninitialised warning.
+  const I e = (xsimd::bitwise_cast<I>(t) - xsimd::bitwise_cast<I>(magic) + I(127)) * I(1 << 23);
+  return y * xsimd::bitwise_cast<B>(e);
+}
+
+// g[i] = silu(g[i]) * u[i] = g[i] / (1 + e^-g[i]) * u[i] (the SwiGLU gate).
+template <class Arch>
+void swiglu(float* g, const float* u, std::size_t n) noexcept {
+  using B = fb<Arch>;
+  constexpr std::size_t W = B::size;
+  std::size_t i = 0;
+  for (; i + W <= n; i += W) {
+    const B x = B::load_unaligned(g + i);
+    (x / (B(1.0f) + exp_approx<Arch>(-x)) * B::load_unaligned(u + i)).store_unaligned(g + i);
+  }
+  for (; i < n; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+}
+
+// Scores four positions at a time per head, the softmax with exp_approx, then the weighted sum
+// of values two heads at a time: eight output vectors in registers, each value row loaded once.
+template <class Arch>
+void attend(const float* q, std::size_t heads, const float* k, const float* v, std::size_t ld,
+            std::size_t n, std::size_t d, float scale, float* scores, float* out) noexcept {
+  using B = fb<Arch>;
+  constexpr std::size_t W = B::size;
+  const std::size_t dv = d / W * W;
+  // Four positions per pass: four independent sums per head rather than one dependent chain.
+  const auto block = [&]<std::size_t P>(std::size_t j0) {
+    for (std::size_t h = 0; h < heads; ++h) {
+      const float* qh = q + h * d;
+      B acc[P];
+      for (auto& a : acc) a = B(0.0f);
+      for (std::size_t i = 0; i < dv; i += W) {
+        const B qv = B::load_unaligned(qh + i);
+        for (std::size_t p = 0; p < P; ++p)
+          acc[p] = madd<Arch>(B::load_unaligned(k + (j0 + p) * ld + i), qv, acc[p]);
+      }
+      for (std::size_t p = 0; p < P; ++p) {
+        const float* kj = k + (j0 + p) * ld;
+        float sc = xsimd::hadd(acc[p]);
+        for (std::size_t i = dv; i < d; ++i) sc += kj[i] * qh[i];
+        scores[h * n + j0 + p] = sc * scale;
+      }
+    }
+  };
+  std::size_t j0 = 0;
+  for (; j0 + 4 <= n; j0 += 4) block.template operator()<4>(j0);
+  for (; j0 < n; ++j0) block.template operator()<1>(j0);
+  for (std::size_t h = 0; h < heads; ++h) {
+    float* s = scores + h * n;
+    float mx = s[0];
+    for (std::size_t j = 1; j < n; ++j) mx = mx < s[j] ? s[j] : mx;
+    B sums(0.0f);
+    std::size_t j = 0;
+    for (; j + W <= n; j += W) {
+      const B e = exp_approx<Arch>(B::load_unaligned(s + j) - B(mx));
+      e.store_unaligned(s + j);
+      sums += e;
+    }
+    float sum = xsimd::hadd(sums);
+    for (; j < n; ++j) sum += (s[j] = std::exp(s[j] - mx));
+    const float inv = 1.0f / sum;
+    for (j = 0; j < n; ++j) s[j] *= inv;
+  }
+  std::size_t h = 0;
+  for (; h + 2 <= heads && d % (4 * W) == 0; h += 2) {
+    const float* p0 = scores + h * n;
+    const float* p1 = p0 + n;
+    for (std::size_t i = 0; i < d; i += 4 * W) {
+      B a[2][4];
+      for (auto& r : a)
+        for (auto& x : r) x = B(0.0f);
+      for (std::size_t j = 0; j < n; ++j) {
+        const float* vj = v + j * ld + i;
+        const B w0(p0[j]), w1(p1[j]);
+        for (std::size_t c = 0; c < 4; ++c) {
+          const B vv = B::load_unaligned(vj + c * W);
+          a[0][c] = madd<Arch>(w0, vv, a[0][c]);
+          a[1][c] = madd<Arch>(w1, vv, a[1][c]);
+        }
+      }
+      for (std::size_t c = 0; c < 4; ++c) {
+        a[0][c].store_unaligned(out + h * d + i + c * W);
+        a[1][c].store_unaligned(out + (h + 1) * d + i + c * W);
+      }
+    }
+  }
+  for (; h < heads; ++h) {
+    const float* p = scores + h * n;
+    float* o = out + h * d;
+    std::size_t i = 0;
+    for (; i < dv; i += W) {
+      B a(0.0f);
+      for (std::size_t j = 0; j < n; ++j) a = madd<Arch>(B(p[j]), B::load_unaligned(v + j * ld + i), a);
+      a.store_unaligned(o + i);
+    }
+    for (; i < d; ++i) {
+      float a = 0;
+      for (std::size_t j = 0; j < n; ++j) a += p[j] * v[j * ld + i];
+      o[i] = a;
+    }
+  }
+}
+
+template <class Arch, class Block, class Act>
+void qdot_rows(const std::byte* w, std::size_t rows, const std::byte* a, std::size_t n,
+               float* y) noexcept {
+  constexpr std::size_t per = sizeof(Act) == sizeof(qdot::act_q8_0) ? quant::qk8_0 : qdot::qk;
+  qdot::dot_rows<Arch>(reinterpret_cast<const Block*>(w), n / per, rows,
+                       reinterpret_cast<const Act*>(a), y);
+}
+
 // The integer dot of one row of Block against activations of format Act (n values).
 template <class Arch, class Block, class Act>
 float qdot_row(const std::byte* w, const std::byte* a, std::size_t n) noexcept {
@@ -280,6 +438,8 @@ constexpr ops make_ops(const char* name) noexcept {
     d::convert_row<Arch>(s, y, n, d::load_bf16<Arch>, bf16_to_fp32);
   };
   o.gemm = d::gemm<Arch>;
+  o.attend = d::attend<Arch>;
+  o.swiglu = d::swiglu<Arch>;
   o.quantize_q8_k = [](const float* x, std::size_t n, std::byte* a) noexcept {
     qdot::quantize_q8_k<Arch>(x, n, reinterpret_cast<qdot::act_q8_k*>(a));
   };
@@ -292,6 +452,14 @@ constexpr ops make_ops(const char* name) noexcept {
   o.dot_q5_k_q8 = d::qdot_row<Arch, quant::block_q5_k, qdot::act_q8_k>;
   o.dot_q6_k_q8 = d::qdot_row<Arch, quant::block_q6_k, qdot::act_q8_k>;
   o.dot_q8_0_q8 = d::qdot_row<Arch, quant::block_q8_0, qdot::act_q8_0>;
+  o.rows_q2_k_q8 = d::qdot_rows<Arch, quant::block_q2_k, qdot::act_q8_k>;
+  o.rows_q3_k_q8 = d::qdot_rows<Arch, quant::block_q3_k, qdot::act_q8_k>;
+  o.rows_q4_k_q8 = d::qdot_rows<Arch, quant::block_q4_k, qdot::act_q8_k>;
+  o.rows_q5_k_q8 = d::qdot_rows<Arch, quant::block_q5_k, qdot::act_q8_k>;
+  o.rows_q6_k_q8 = d::qdot_rows<Arch, quant::block_q6_k, qdot::act_q8_k>;
+  o.rows_q8_0_q8 = d::qdot_rows<Arch, quant::block_q8_0, qdot::act_q8_0>;
+  o.dot_f32_ordered = ordered::dot<Arch>;
+  o.gemm_ordered = ordered::gemm<Arch>;
   o.name = name;
   return o;
 }

@@ -104,11 +104,11 @@ inline std::vector<float>& scratch(std::size_t n) {
   return buf;
 }
 
-// The 8-bit-activation product for a weight type: its activation quantizer, row dot and the
-// activation bytes per value block; dot is null for types without one.
+// The 8-bit-activation product for a weight type: its activation quantizer, several-row dot and
+// the activation bytes per value block; rows is null for types without one.
 struct int8_path {
   void (*quantize)(const float*, std::size_t, std::byte*) noexcept = nullptr;
-  float (*dot)(const std::byte*, const std::byte*, std::size_t) noexcept = nullptr;
+  ops::qrows_fn rows = nullptr;
   std::size_t block_values = 1, block_bytes = 0;
 };
 
@@ -116,13 +116,13 @@ inline int8_path int8_path_of(const ops& k, quant::qtype t) noexcept {
   using quant::qtype;
   constexpr std::size_t kq = qdot::qk, kb = sizeof(qdot::act_q8_k);
   switch (t) {
-    case qtype::q2_k: return {k.quantize_q8_k, k.dot_q2_k_q8, kq, kb};
-    case qtype::q3_k: return {k.quantize_q8_k, k.dot_q3_k_q8, kq, kb};
-    case qtype::q4_k: return {k.quantize_q8_k, k.dot_q4_k_q8, kq, kb};
-    case qtype::q5_k: return {k.quantize_q8_k, k.dot_q5_k_q8, kq, kb};
-    case qtype::q6_k: return {k.quantize_q8_k, k.dot_q6_k_q8, kq, kb};
+    case qtype::q2_k: return {k.quantize_q8_k, k.rows_q2_k_q8, kq, kb};
+    case qtype::q3_k: return {k.quantize_q8_k, k.rows_q3_k_q8, kq, kb};
+    case qtype::q4_k: return {k.quantize_q8_k, k.rows_q4_k_q8, kq, kb};
+    case qtype::q5_k: return {k.quantize_q8_k, k.rows_q5_k_q8, kq, kb};
+    case qtype::q6_k: return {k.quantize_q8_k, k.rows_q6_k_q8, kq, kb};
     case qtype::q8_0:
-      return {k.quantize_q8_0, k.dot_q8_0_q8, quant::qk8_0, sizeof(qdot::act_q8_0)};
+      return {k.quantize_q8_0, k.rows_q8_0_q8, quant::qk8_0, sizeof(qdot::act_q8_0)};
     default: return {};
   }
 }
@@ -173,11 +173,11 @@ inline void matmul_base(const matrix& w, const float* x, std::size_t ldx, std::s
   }
   if (tokens == 1 &&
       decode_activation_mode().load(std::memory_order_relaxed) == decode_activations::q8) {
-    if (const detail::int8_path q = detail::int8_path_of(k, w.type); q.dot != nullptr) {
+    if (const detail::int8_path q = detail::int8_path_of(k, w.type); q.rows != nullptr) {
       std::byte* a = detail::act_scratch(n / q.block_values * q.block_bytes);
       q.quantize(x, n, a);
       pool.parallel_for(w.rows, 16, [&](std::size_t b, std::size_t e) {
-        for (std::size_t r = b; r < e; ++r) y[r] = q.dot(w.row(r), a, n);
+        q.rows(w.row(b), e - b, a, n, y + b);
       });
       return;
     }
@@ -246,6 +246,19 @@ inline void add_low_rank(const low_rank& d, std::size_t rows, std::size_t cols, 
         for (std::size_t j = 0; j < d.rank; ++j) s += br[j] * ax[t * d.rank + j];
         y[t * ldy + r] += s;
       }
+  });
+}
+
+// y[t * ldy + r] = sum_k w[r * cols + k] * x[t * ldx + k] for r < rows, t < tokens (w: float
+// [rows, cols] row-major; ldx >= cols, ldy >= rows), each sum in the canonical order of
+// engine/ordered_dot.hpp: the same bits on every backend and thread count, for searches that compare
+// float losses (AWQ). Slower than matmul on AVX2 (fewer outputs per register tile); no LoRA.
+inline void matmul_ordered(const float* w, std::size_t rows, std::size_t cols, const float* x,
+                           std::size_t ldx, std::size_t tokens, float* y, std::size_t ldy,
+                           thread_pool& pool) {
+  const ops& k = cpu_ops();
+  pool.parallel_for(rows, 16, [&](std::size_t b, std::size_t e) {
+    k.gemm_ordered(w + b * cols, cols, e - b, x, ldx, tokens, cols, y + b, ldy);
   });
 }
 

@@ -318,8 +318,10 @@ float dot_q8_0(const quant::block_q8_0* w, const act_q8_0* a, std::size_t nb) no
 
 #if XSIMD_WITH_AVX512BW
 // AVX-512BW: the same per-block integer sums with two 32-value runs per 64-byte register, so half
-// the multiply-adds; per-run scales come from one int16 scale register through vpermw. Q2_K, Q3_K
-// and Q8_0 keep the 256-bit bodies (a two-blocks-per-register Q8_0 body measured slower on Zen 5).
+// the multiply-adds; per-run scales come from one int16 scale register through vpermw (Q6_K) or
+// vpshufb (Q4_K / Q5_K). Four rows per pass (rows_k): a row of these small models is 2-5 blocks,
+// so the per-row set-up and final reduction cost as much as a block. Q2_K, Q3_K and Q8_0 keep the
+// 256-bit bodies (a two-blocks-per-register Q8_0 body measured slower on Zen 5).
 namespace x512 {
 
 // Masked forms throughout, even for casts and inserts: GCC 12 flags the plain forms' undefined
@@ -337,13 +339,6 @@ __m512i twice(const void* p) noexcept {
 template <class Arch>
 __m512i load(const void* p) noexcept {
   return _mm512_loadu_si512(p);
-}
-
-// vpermw indices: int16 lanes 0-15 select scale a, 16-31 scale b: for runs of 32 values.
-template <class Arch>
-__m512i pick2(int a, int b) noexcept {
-  return join<Arch>(_mm256_set1_epi16(static_cast<short>(a)),
-                    _mm256_set1_epi16(static_cast<short>(b)));
 }
 
 // vpermw indices: int16 lanes 8k..8k+7 select scale first + k, k < 4: for runs of 16 values.
@@ -366,43 +361,68 @@ __m512i bytes(int v) noexcept {
   return _mm512_set1_epi8(static_cast<char>(v));
 }
 
-// Q4_K / Q5_K. Chunk c (qs bytes 32c..32c+31) holds values 64c..64c+31 in its low nibbles and
-// 64c+32..64c+63 in its high ones: copied into both halves of a register and shifted by 0 / 4 per
-// half, it lines up with one contiguous 64-byte load of the activations. Q5_K's fifth bits are qh
-// bits 2c / 2c+1, taken the same way.
+// Q4_K / Q5_K, activations side, once per block for every row that uses it. Register k holds the
+// 32 activations of run 4(k/2) + k%2 in its lower half and of run 4(k/2) + k%2 + 2 in its upper
+// half: what the nibbles of one 64-byte load of qs line up with (qs bytes 0-31 hold runs 0 / 1 in
+// their low / high nibbles, bytes 32-63 runs 2 / 3, bytes 64-127 runs 4-7 likewise). pairs: int16
+// lanes 8-15 the sums of the activations' 16-value groups 2j and 2j + 1 (the runs' sums), lanes
+// 0-7 zero, to meet the mins in scales_k4's layout.
+template <class Arch>
+[[gnu::always_inline]] inline void prep_q45(const act_q8_k& a, __m512i x[4],
+                                            __m256i& pairs) noexcept {
+  for (int k = 0; k < 4; ++k) {
+    const std::int8_t* p = a.qs + 128 * (k / 2) + 32 * (k % 2);
+    x[k] = join<Arch>(x86::load<Arch>(p), x86::load<Arch>(p + 64));
+  }
+  const __m256i bs = x86::load<Arch>(a.bsums);
+  // hadd: 64-bit words [runs 0-3, runs 0-3, runs 4-7, runs 4-7]; keep words 0 and 2 as 2 and 3.
+  pairs = _mm256_maskz_permutex_epi64(0xc, _mm256_hadd_epi16(bs, bs), 0x80);
+}
+
+// Q4_K / Q5_K scale bytes (get_scale_min_k4) as int16 lanes [sc0..sc7, m0..m7], in registers:
+// bytes 0-3 hold sc0-3 (low 6 bits) and the top bits of sc4-7, bytes 4-7 m0-3 and the top bits of
+// m4-7, bytes 8-11 the low nibbles of sc4-7 and (high nibbles) of m4-7. Reads 16 bytes from p: the
+// 4 after the scales are the block's first qs bytes.
+template <class Arch>
+[[gnu::always_inline]] inline __m256i scales_k4(const std::uint8_t* p) noexcept {
+  const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  const __m128i b8 = _mm_set1_epi8(0x0F), lo6 = _mm_set1_epi8(0x3F), top = _mm_set1_epi8(0x30);
+  // Bytes 8-11 twice, the second copy shifted down a nibble: low nibbles of sc4-7 then of m4-7.
+  const __m128i twice8 = _mm_setr_epi8(8, 9, 10, 11, 8, 9, 10, 11, -1, -1, -1, -1, -1, -1, -1, -1);
+  const __m128i nib =
+      _mm_and_si128(_mm_srlv_epi32(_mm_shuffle_epi8(q, twice8), _mm_setr_epi32(0, 4, 0, 0)), b8);
+  // Each byte's top two bits to bits 4-5 (a 16-bit shift; the mask drops the neighbour's bits).
+  const __m128i hi = _mm_or_si128(nib, _mm_and_si128(_mm_srli_epi16(q, 2), top));
+  return _mm256_cvtepu8_epi16(_mm_unpacklo_epi32(_mm_and_si128(q, lo6), hi));
+}
+
+// One Q4_K / Q5_K block of a row against prep_q45's activations: int32 lanes summing to
+// sum_j sc_j (q . a)_j, and in `mins` int32 lanes summing to sum_j m_j bsum_j.
 template <class Arch, class Block>
-[[gnu::always_inline]] inline __m512i body_q45(const Block& b, const act_q8_k& a,
+[[gnu::always_inline]] inline __m512i body_q45(const Block& b, const __m512i x[4], __m256i pairs,
                                                __m256i& mins) noexcept {
-  std::uint8_t sc[8], m[8];
-  unpack_k4<Arch>(b.scales, sc, m);
-  std::uint64_t m8, s8;
-  std::memcpy(&m8, m, 8);
-  std::memcpy(&s8, sc, 8);
-  const __m128i m16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<long long>(m8)));
-  const __m128i s16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<long long>(s8)));
-  const __m512i s512 = _mm512_maskz_broadcast_i32x4(0xffff, s16);
-  mins = _mm256_madd_epi16(
-      x86::load<Arch>(a.bsums),
-      _mm256_set_m128i(_mm_unpackhi_epi16(m16, m16), _mm_unpacklo_epi16(m16, m16)));
+  const __m256i u = scales_k4<Arch>(b.scales);
+  mins = _mm256_madd_epi16(u, pairs);
+  // Every 128-bit lane the eight scales; vpshufb picks run j's as int16 words per lane.
+  const __m512i sc = _mm512_maskz_broadcast_i32x4(0xffff, _mm256_castsi256_si128(u));
   const __m512i low = bytes<Arch>(0x0F);
-  const __m512i nibble = join<Arch>(_mm256_setzero_si256(), _mm256_set1_epi16(4));
-  [[maybe_unused]] __m512i hb, one = bytes<Arch>(1);
-  if constexpr (std::is_same_v<Block, quant::block_q5_k>) {
-    hb = _mm512_srlv_epi16(twice<Arch>(b.qh),
-                           join<Arch>(_mm256_setzero_si256(), _mm256_set1_epi16(1)));
-  }
-  __m512i acc = _mm512_setzero_si512();
-  for (int c = 0; c < 4; ++c) {
-    __m512i u = _mm512_and_si512(_mm512_srlv_epi16(twice<Arch>(b.qs + 32 * c), nibble), low);
+  const __m512i q01 = load<Arch>(b.qs), q23 = load<Arch>(b.qs + 64);
+  __m512i v[4] = {_mm512_and_si512(q01, low), _mm512_and_si512(_mm512_srli_epi16(q01, 4), low),
+                  _mm512_and_si512(q23, low), _mm512_and_si512(_mm512_srli_epi16(q23, 4), low)};
+  __m512i p[4];
+  for (int k = 0; k < 4; ++k) {
+    const int j = 4 * (k / 2) + k % 2;  // the lower half's run; the upper half's is j + 2
     if constexpr (std::is_same_v<Block, quant::block_q5_k>) {
-      u = _mm512_or_si512(u, _mm512_slli_epi16(_mm512_and_si512(hb, one), 4));
-      hb = _mm512_srli_epi16(hb, 2);
+      const __m512i hb = _mm512_srlv_epi16(
+          twice<Arch>(b.qh), join<Arch>(_mm256_set1_epi16(static_cast<short>(j)),
+                                        _mm256_set1_epi16(static_cast<short>(j + 2))));
+      v[k] = _mm512_or_si512(v[k], _mm512_slli_epi16(_mm512_and_si512(hb, bytes<Arch>(1)), 4));
     }
-    acc = _mm512_add_epi32(
-        acc, dot64<Arch>(u, load<Arch>(a.qs + 64 * c),
-                         _mm512_permutexvar_epi16(pick2<Arch>(2 * c, 2 * c + 1), s512)));
+    const __m512i pick = join<Arch>(_mm256_set1_epi16(static_cast<short>(0x0101 * 2 * j + 0x100)),
+                                    _mm256_set1_epi16(static_cast<short>(0x0101 * 2 * j + 0x504)));
+    p[k] = dot64<Arch>(v[k], x[k], _mm512_shuffle_epi8(sc, pick));
   }
-  return acc;
+  return _mm512_add_epi32(_mm512_add_epi32(p[0], p[1]), _mm512_add_epi32(p[2], p[3]));
 }
 
 // Q6_K. Per half h, ql bytes 64h..64h+63 hold values 0-63 (low nibbles) and 64-127 (high) of the
@@ -435,53 +455,91 @@ template <class Arch>
   return acc;
 }
 
-template <class Arch, class Block>
-float dot_k(const Block* w, const act_q8_k* a, std::size_t nb) noexcept {
-  __m512 acc = _mm512_setzero_ps();
-  __m256 accm = _mm256_setzero_ps();
+// R rows' sums into y[0, R): per row, the two halves of its float lanes plus its mins lanes, then
+// the eight lanes in the same tree whatever R is (so a row's result does not depend on how many
+// rows were taken with it, nor on the thread count).
+template <class Arch, std::size_t R>
+[[gnu::always_inline]] inline void finish(const __m512* acc, const __m256* accm,
+                                          float* y) noexcept {
+  __m256 t[4];
+  for (std::size_t r = 0; r < 4; ++r) {
+    const __m512 s = acc[r < R ? r : 0];
+    t[r] = _mm256_add_ps(_mm256_add_ps(_mm512_maskz_extractf32x8_ps(0xff, s, 0),
+                                       _mm512_maskz_extractf32x8_ps(0xff, s, 1)),
+                         accm[r < R ? r : 0]);
+  }
+  const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(t[0], t[1]), _mm256_hadd_ps(t[2], t[3]));
+  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+  if constexpr (R == 4) {
+    _mm_storeu_ps(y, s);
+  } else {
+    alignas(16) float lanes[4];
+    _mm_store_ps(lanes, s);
+    for (std::size_t r = 0; r < R; ++r) y[r] = lanes[r];
+  }
+}
+
+// R consecutive rows of nb blocks (row r at w + r * nb) . the same nb activation blocks: each
+// block's activations are loaded once for the R rows, and the R rows' lanes are reduced together.
+template <class Arch, class Block, std::size_t R>
+void rows_k(const Block* w, std::size_t nb, const act_q8_k* a, float* y) noexcept {
+  constexpr bool q6 = std::is_same_v<Block, quant::block_q6_k>;
+  __m512 acc[R];
+  __m256 accm[R];
+  for (std::size_t r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps(), accm[r] = _mm256_setzero_ps();
   for (std::size_t b = 0; b < nb; ++b) {
-    __m256i side;
-    __m512i s;
-    if constexpr (std::is_same_v<Block, quant::block_q6_k>)
-      s = body_q6<Arch>(w[b], a[b], side);
-    else
-      s = body_q45<Arch, Block>(w[b], a[b], side);
-    if constexpr (std::is_same_v<Block, quant::block_q6_k>) {
-      // The code offset is scaled like the codes: subtract it in int32, exactly.
-      s = _mm512_sub_epi32(s, _mm512_maskz_broadcast_i64x4(0x0f, side));
-      acc = _mm512_fmadd_ps(_mm512_set1_ps(half<Arch>(w[b].d) * a[b].d),
-                            _mm512_maskz_cvtepi32_ps(0xffff, s), acc);
-    } else {
-      // d and dmin are adjacent fp16 values: convert and scale both at once.
-      static_assert(offsetof(Block, dmin) == offsetof(Block, d) + 2);
-      std::uint32_t dd;
-      std::memcpy(&dd, reinterpret_cast<const std::byte*>(w + b) + offsetof(Block, d), 4);
-      const __m128 f =
-          _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(dd))), _mm_set1_ps(a[b].d));
-      acc = _mm512_fmadd_ps(_mm512_maskz_broadcastss_ps(0xffff, f),
-                            _mm512_maskz_cvtepi32_ps(0xffff, s), acc);
-      accm = _mm256_fnmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(f)), _mm256_cvtepi32_ps(side),
-                              accm);
+    [[maybe_unused]] __m512i x[4];
+    [[maybe_unused]] __m256i pairs;
+    if constexpr (!q6) prep_q45<Arch>(a[b], x, pairs);
+    for (std::size_t r = 0; r < R; ++r) {
+      const Block& blk = w[r * nb + b];
+      __m256i side;
+      if constexpr (q6) {
+        // The code offset is scaled like the codes: subtract it in int32, exactly.
+        __m512i s = body_q6<Arch>(blk, a[b], side);
+        s = _mm512_sub_epi32(s, _mm512_maskz_broadcast_i64x4(0x0f, side));
+        acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(half<Arch>(blk.d) * a[b].d),
+                                 _mm512_maskz_cvtepi32_ps(0xffff, s), acc[r]);
+      } else {
+        const __m512i s = body_q45<Arch, Block>(blk, x, pairs, side);
+        // d and dmin are adjacent fp16 values: convert and scale both at once.
+        static_assert(offsetof(Block, dmin) == offsetof(Block, d) + 2);
+        std::uint32_t dd;
+        std::memcpy(&dd, reinterpret_cast<const std::byte*>(&blk) + offsetof(Block, d), 4);
+        const __m128 f =
+            _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(dd))), _mm_set1_ps(a[b].d));
+        acc[r] = _mm512_fmadd_ps(_mm512_maskz_broadcastss_ps(0xffff, f),
+                                 _mm512_maskz_cvtepi32_ps(0xffff, s), acc[r]);
+        accm[r] = _mm256_fnmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(f)),
+                                   _mm256_cvtepi32_ps(side), accm[r]);
+      }
     }
   }
-  const __m256 lo = _mm512_maskz_extractf32x8_ps(0xff, acc, 0);
-  const __m256 hi = _mm512_maskz_extractf32x8_ps(0xff, acc, 1);
-  return x86::hsum<Arch>(_mm256_add_ps(_mm256_add_ps(lo, hi), accm));
+  finish<Arch, R>(acc, accm, y);
 }
 
 }  // namespace x512
+#endif
+
+template <class Arch, class Block>
+inline constexpr bool wide_rows =
+#if XSIMD_WITH_AVX512BW
+    (std::is_same_v<Block, quant::block_q4_k> || std::is_same_v<Block, quant::block_q5_k> ||
+     std::is_same_v<Block, quant::block_q6_k>) &&
+    std::is_base_of_v<xsimd::avx512bw, Arch>;
+#else
+    false;
 #endif
 
 // Row of nb K-quant blocks . nb act_q8_k blocks.
 template <class Arch, class Block>
 float dot(const Block* w, const act_q8_k* a, std::size_t nb) noexcept {
 #if XSIMD_WITH_AVX512BW
-  constexpr bool wide = std::is_same_v<Block, quant::block_q4_k> ||
-                        std::is_same_v<Block, quant::block_q5_k> ||
-                        std::is_same_v<Block, quant::block_q6_k>;
-  if constexpr (wide && std::is_base_of_v<xsimd::avx512bw, Arch>)
-    return x512::dot_k<Arch>(w, a, nb);
-  else
+  if constexpr (wide_rows<Arch, Block>) {
+    float y;
+    x512::rows_k<Arch, Block, 1>(w, nb, a, &y);
+    return y;
+  } else
 #endif
 #if XSIMD_WITH_AVX2 && defined(__FMA__)
       if constexpr (x86_int8<Arch>)
@@ -500,6 +558,19 @@ float dot(const quant::block_q8_0* w, const act_q8_0* a, std::size_t nb) noexcep
   else
 #endif
     return dot_ref(w, a, nb);
+}
+
+// y[r] = row r . a for r < rows, rows of nb blocks one after another from w: the products of one
+// matrix with one token's activations. The AVX-512 bodies take four rows per pass (same result per
+// row as dot()); the others one row at a time.
+template <class Arch, class Block, class Act>
+void dot_rows(const Block* w, std::size_t nb, std::size_t rows, const Act* a, float* y) noexcept {
+  std::size_t r = 0;
+#if XSIMD_WITH_AVX512BW
+  if constexpr (wide_rows<Arch, Block>)
+    for (; r + 4 <= rows; r += 4) x512::rows_k<Arch, Block, 4>(w + r * nb, nb, a, y + r);
+#endif
+  for (; r < rows; ++r) y[r] = dot<Arch>(w + r * nb, a, nb);
 }
 
 }  // namespace qforge::engine::qdot

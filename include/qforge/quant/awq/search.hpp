@@ -92,10 +92,12 @@ inline constexpr int clip_steps = 10;    // up to 50 % shrink (max_shrink 0.5)
 
 // Clip search for one row w[0, in) (fp16 values of the scaled weight), clamped in place to the best
 // threshold of each group. cov holds in / group blocks [group, group] row-major (the scaled
-// inputs' covariance per group). dot(a, b, n) is a float dot product. Returns the row's summed
-// error at the chosen thresholds.
-template <class Dot>
-double clip_row(float* w, std::size_t in, std::size_t group, const float* cov, Dot&& dot) {
+// inputs' covariance per group). dot(a, b, n) is a float dot product; matvec(m, rows, v, n, out)
+// sets out[a] = dot(m + a * n, v, n) for a < rows (the same sums, computed as one product where
+// that is faster). Returns the row's summed error at the chosen thresholds.
+template <class Dot, class Matvec>
+double clip_row(float* w, std::size_t in, std::size_t group, const float* cov, Dot&& dot,
+                Matvec&& matvec) {
   std::vector<float> cur(group), d(group), cd(group);
   std::uint8_t q[256];
   double total = 0;
@@ -111,7 +113,7 @@ double clip_row(float* w, std::size_t in, std::size_t group, const float* cov, D
       for (std::size_t k = 0; k < group; ++k) cur[k] = std::clamp(wg[k], -mx, mx);
       const group_params p = quantize_group(cur.data(), group, q);
       for (std::size_t k = 0; k < group; ++k) d[k] = dequantize_value(q[k], p) - wg[k];
-      for (std::size_t a = 0; a < group; ++a) cd[a] = dot(C + a * group, d.data(), group);
+      matvec(C, group, d.data(), group, cd.data());
       const double err = dot(cd.data(), d.data(), group);
       if (err < best) {
         best = err;
@@ -123,6 +125,14 @@ double clip_row(float* w, std::size_t in, std::size_t group, const float* cov, D
     for (std::size_t k = 0; k < group; ++k) wg[k] = std::clamp(wg[k], -best_max, best_max);
   }
   return total;
+}
+
+template <class Dot>
+double clip_row(float* w, std::size_t in, std::size_t group, const float* cov, Dot&& dot) {
+  return clip_row(w, in, group, cov, dot,
+                  [&](const float* m, std::size_t rows, const float* v, std::size_t n, float* out) {
+                    for (std::size_t a = 0; a < rows; ++a) out[a] = dot(m + a * n, v, n);
+                  });
 }
 
 }  // namespace qforge::quant::awq
