@@ -27,6 +27,7 @@
 #include "qforge/convert/quantize.hpp"
 #include "qforge/engine/cuda/session.hpp"
 #include "qforge/engine/measure.hpp"
+#include "qforge/engine/sliding_perplexity.hpp"
 #include "qforge/format/safetensors/reader.hpp"
 #include "reference_logits.hpp"
 
@@ -187,6 +188,36 @@ TEST_CASE("cuda session: an AWQ checkpoint gives the CPU engine's perplexity", "
     return;
   }
   same_as_cpu(dir);
+}
+
+// engine::sliding_perplexity is a template over the session: on the GPU the stored transformers
+// values (tests/engine/data/sliding_ppl_reference.json, first 8 eval texts of tiny-llama as one
+// stream) hold within 1e-4, the same limit as on the CPU.
+TEST_CASE("cuda session: sliding-window perplexity equals transformers'", "[engine][cuda]") {
+  if (!have_gpu() || !present("tiny-llama")) return;
+  // Beside this file, or under the working directory (a device run from the repository root).
+  const std::string file = "data/sliding_ppl_reference.json";
+  std::ifstream in(std::filesystem::path(__FILE__).parent_path() / file);
+  if (!in) in.open("tests/engine/" + file);
+  REQUIRE(in);
+  const auto ref = nlohmann::json::parse(in);
+  std::vector<std::int32_t> ids;
+  for (const auto& d : golden_eval_ids("tiny-llama", ref.at("docs").get<std::size_t>()))
+    ids.insert(ids.end(), d.begin(), d.end());
+  REQUIRE(ids.size() == ref.at("stream_tokens").get<std::size_t>());
+  const auto m = engine::model::load(models + "tiny-llama");
+  engine::cuda_session s(m, 512);
+  for (const auto& want : ref.at("results")) {
+    const engine::sliding_options o{want.at("window").get<std::size_t>(),
+                                    want.at("stride").get<std::size_t>()};
+    const auto r = engine::sliding_perplexity(s, ids, o);
+    const double ppl = want.at("ppl");
+    WARN("CUDA W " << o.window << " S " << o.stride << ": ppl " << r.ppl() << " (transformers "
+                   << ppl << ") in " << r.seconds << " s");
+    CHECK(r.tokens == want.at("tokens").get<std::size_t>());
+    CHECK(r.windows == want.at("windows").get<std::size_t>());
+    CHECK(std::fabs(r.ppl() / ppl - 1) < 1e-4);
+  }
 }
 
 TEST_CASE("cuda session: measurements, cache limits and argument errors", "[engine][cuda]") {
