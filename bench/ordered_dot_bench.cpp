@@ -22,23 +22,6 @@ using namespace qforge;
 
 namespace {
 
-struct table {
-  std::string name;
-  const engine::ops* o;
-};
-
-std::vector<table> tables() {
-  static constexpr engine::ops native = engine::make_ops<xsimd::default_arch>("native");
-  std::vector<table> out{{"native", &native}};
-#if defined(QFORGE_HAVE_KERNELS)
-  for (const auto& e : backend::compiled())
-    if (e.available() && e.which() != backend::id::scalar && e.which() != backend::id::cuda)
-      if (const engine::ops* o = engine::detail::library_ops(e.which()))
-        out.push_back({std::string(e.name()), o});
-#endif
-  return out;
-}
-
 std::vector<float> random(std::size_t n, unsigned seed) {
   std::mt19937 g(seed);
   std::normal_distribution<float> d(0.0f, 1.0f);
@@ -90,20 +73,20 @@ int main(int argc, char** argv) {
     std::size_t rows, cols, tokens;
   };
   const shape shapes[] = {{768, 256, 512}, {256, 768, 512}, {768, 768, 256}};
-  for (const auto& t : tables()) {
+  for (const engine::ops* t : engine::runnable_ops()) {
     for (const bool ordered : {false, true}) {
       const std::string fam = ordered ? "BM_ordered_" : "BM_engine_";
       for (const auto& s : shapes)
         benchmark::RegisterBenchmark(
-            (fam + "gemm/" + t.name + "/" + std::to_string(s.rows) + "x" + std::to_string(s.cols) +
+            (fam + "gemm/" + t->name + "/" + std::to_string(s.rows) + "x" + std::to_string(s.cols) +
              "x" + std::to_string(s.tokens)).c_str(),
-            [o = t.o, ordered, s](benchmark::State& st) {
+            [o = t, ordered, s](benchmark::State& st) {
               bm_gemm(st, o, ordered, s.rows, s.cols, s.tokens);
             })
             ->Unit(benchmark::kMillisecond);
       for (const std::size_t n : {64u, 128u})
-        benchmark::RegisterBenchmark((fam + "dot/" + t.name + "/" + std::to_string(n)).c_str(),
-                                     [o = t.o, ordered, n](benchmark::State& st) {
+        benchmark::RegisterBenchmark((fam + "dot/" + t->name + "/" + std::to_string(n)).c_str(),
+                                     [o = t, ordered, n](benchmark::State& st) {
                                        bm_dot(st, o, ordered, n);
                                      });
     }

@@ -17,28 +17,6 @@ namespace {
 
 using namespace qforge;
 
-struct table {
-  std::string name;
-  const engine::ops* o;
-};
-
-std::vector<table> tables() {
-  static constexpr engine::ops native = engine::make_ops<xsimd::default_arch>("native");
-  std::vector<table> out{{"native", &native}};
-#if defined(QFORGE_HAVE_KERNELS)
-  for (const auto& e : backend::compiled()) {
-    if (e.which() == backend::id::scalar || e.which() == backend::id::cuda) continue;
-    if (!e.available()) {
-      WARN("not run: " << e.name());
-      continue;
-    }
-    if (const engine::ops* o = engine::detail::library_ops(e.which()))
-      out.push_back({std::string(e.name()), o});
-  }
-#endif
-  return out;
-}
-
 }  // namespace
 
 TEST_CASE("attention kernel: every table matches the plain softmax-weighted sum",
@@ -69,10 +47,10 @@ TEST_CASE("attention kernel: every table matches the plain softmax-weighted sum"
               mag[h * d + i] += s[j] / sum * std::fabs(vc[j * ld + d + i]);
             }
         }
-        for (const auto& tb : tables()) {
-          INFO(tb.name << ": d " << d << ", heads " << heads << ", n " << n);
+        for (const engine::ops* tb : engine::runnable_ops()) {
+          INFO(tb->name << ": d " << d << ", heads " << heads << ", n " << n);
           std::vector<float> scores(heads * n), out(heads * d, -1.0f);
-          tb.o->attend(q.data(), heads, kc.data() + d, vc.data() + d, ld, n, d, scale,
+          tb->attend(q.data(), heads, kc.data() + d, vc.data() + d, ld, n, d, scale,
                        scores.data(), out.data());
           for (std::size_t i = 0; i < heads * d; ++i)
             CHECK(std::fabs(out[i] - want[i]) <= 1e-5 * mag[i] + 1e-6);
@@ -85,10 +63,10 @@ TEST_CASE("swiglu kernel: every table gives silu(g) * u within a few ulp", "[eng
   testdata::rng r(12);
   for (float x = -90.0f; x <= 90.0f; x += 0.0137f) g.push_back(x), u.push_back(r.normal());
   g.push_back(0.0f), u.push_back(1.0f);  // an odd count: the scalar tail
-  for (const auto& tb : tables()) {
-    INFO(tb.name);
+  for (const engine::ops* tb : engine::runnable_ops()) {
+    INFO(tb->name);
     std::vector<float> y = g;
-    tb.o->swiglu(y.data(), u.data(), y.size());
+    tb->swiglu(y.data(), u.data(), y.size());
     for (std::size_t i = 0; i < g.size(); ++i) {
       const double want = double{g[i]} / (1.0 + std::exp(-double{g[i]})) * u[i];
       INFO("g " << g[i]);

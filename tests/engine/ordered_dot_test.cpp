@@ -25,30 +25,6 @@ namespace {
 using namespace qforge;
 namespace od = engine::ordered;
 
-struct table {
-  std::string name;
-  const engine::ops* o;
-};
-
-// Every engine kernel table this build has and this CPU can run (the header's native one is the
-// reference itself on baseline x86-64, which has no fused multiply-add).
-std::vector<table> tables() {
-  static constexpr engine::ops native = engine::make_ops<xsimd::default_arch>("native");
-  std::vector<table> out{{"native", &native}};
-#if defined(QFORGE_HAVE_KERNELS)
-  for (const auto& e : backend::compiled()) {
-    if (e.which() == backend::id::scalar || e.which() == backend::id::cuda) continue;
-    if (!e.available()) {
-      WARN("not run: " << e.name());
-      continue;
-    }
-    if (const engine::ops* o = engine::detail::library_ops(e.which()))
-      out.push_back({std::string(e.name()), o});
-  }
-#endif
-  return out;
-}
-
 std::uint32_t bits(float f) { return std::bit_cast<std::uint32_t>(f); }
 
 std::vector<std::uint32_t> bits(const std::vector<float>& v) {
@@ -100,12 +76,12 @@ TEST_CASE("ordered dot: the spec's lanes, tree and fused rounding", "[ordered][e
   CHECK(od::dot_ref(w3.data(), x3.data(), 17) == std::ldexp(1.0f, -24));
   CHECK(bits(od::dot_ref(w.data(), x.data(), 0)) == 0u);  // +0
 
-  for (const auto& t : tables()) {
-    INFO(t.name);
-    CHECK(t.o->dot_f32_ordered(w.data(), x.data(), 17) == 1.0f);
-    CHECK(t.o->dot_f32_ordered(w.data(), x2.data(), 16) == 1.0f);
-    CHECK(t.o->dot_f32_ordered(w3.data(), x3.data(), 17) == std::ldexp(1.0f, -24));
-    CHECK(bits(t.o->dot_f32_ordered(w.data(), x.data(), 0)) == 0u);
+  for (const engine::ops* t : engine::runnable_ops()) {
+    INFO(t->name);
+    CHECK(t->dot_f32_ordered(w.data(), x.data(), 17) == 1.0f);
+    CHECK(t->dot_f32_ordered(w.data(), x2.data(), 16) == 1.0f);
+    CHECK(t->dot_f32_ordered(w3.data(), x3.data(), 17) == std::ldexp(1.0f, -24));
+    CHECK(bits(t->dot_f32_ordered(w.data(), x.data(), 0)) == 0u);
   }
 }
 
@@ -116,15 +92,15 @@ TEST_CASE("ordered dot: every backend gives the reference's bits on tiny-llama",
   // Lengths around the lane count and the vector widths, and one past a long multiple (4097);
   // offsets so that rows start unaligned.
   const std::size_t lengths[] = {0, 1, 3, 8, 15, 16, 17, 31, 33, 64, 255, 256, 768, 4097};
-  for (const auto& t : tables()) {
-    INFO(t.name);
+  for (const engine::ops* t : engine::runnable_ops()) {
+    INFO(t->name);
     for (const std::size_t n : lengths)
       for (const std::size_t off : {std::size_t{0}, std::size_t{1}, std::size_t{5}}) {
         INFO("n " << n << ", offset " << off);
         const float* a = f.w.data() + 3 * 768 + off;
         const float* b = f.x.data() + 100 * 256 + 7 * off;
         const float want = od::dot_ref(a, b, n);
-        CHECK(bits(t.o->dot_f32_ordered(a, b, n)) == bits(want));
+        CHECK(bits(t->dot_f32_ordered(a, b, n)) == bits(want));
         // And it is a dot product: within the rounding bound of n / 16 fused steps per lane plus
         // the 4 levels of the tree, relative to the sum of |terms|.
         double mag = 0;
@@ -155,10 +131,10 @@ TEST_CASE("ordered gemm: every backend, tile and stride gives the reference's bi
           for (std::size_t t = 0; t < tokens; ++t)
             REQUIRE(bits(want[t * ldy + r]) ==
                     bits(od::dot_ref(w + r * ldw, x + t * ldx, n)));
-        for (const auto& tb : tables()) {
-          INFO(tb.name);
+        for (const engine::ops* tb : engine::runnable_ops()) {
+          INFO(tb->name);
           std::vector<float> got(tokens * ldy, -7.0f);  // padding must stay untouched
-          tb.o->gemm_ordered(w, ldw, rows, x, ldx, tokens, n, got.data(), ldy);
+          tb->gemm_ordered(w, ldw, rows, x, ldx, tokens, n, got.data(), ldy);
           CHECK(bits(got) == bits(want));
         }
       }

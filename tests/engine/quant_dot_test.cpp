@@ -29,29 +29,6 @@ using namespace qforge;
 namespace qd = engine::qdot;
 using quant::qtype;
 
-struct table {
-  std::string name;
-  const engine::ops* o;
-};
-
-// Every engine kernel table this build has and this CPU can run.
-std::vector<table> tables() {
-  static constexpr engine::ops native = engine::make_ops<xsimd::default_arch>("native");
-  std::vector<table> out{{"native", &native}};
-#if defined(QFORGE_HAVE_KERNELS)
-  for (const auto& e : backend::compiled()) {
-    if (e.which() == backend::id::scalar || e.which() == backend::id::cuda) continue;
-    if (!e.available()) {
-      WARN("not run: " << e.name());
-      continue;
-    }
-    if (const engine::ops* o = engine::detail::library_ops(e.which()))
-      out.push_back({std::string(e.name()), o});
-  }
-#endif
-  return out;
-}
-
 using dot_fn = float (*)(const std::byte*, const std::byte*, std::size_t) noexcept;
 
 dot_fn dot_of(const engine::ops& o, qtype t) {
@@ -214,22 +191,22 @@ void check_rows(qtype t, const std::vector<std::byte>& w, std::size_t rows, std:
     }
     INFO(quant::name(t) << " row " << r << ": ref " << want.dot << ", float " << exact);
     CHECK(std::fabs(want.dot - exact) <= bound * 1.001 + 1e-5 * mag + 1e-30);
-    for (const auto& tb : tables()) {
-      INFO(tb.name);
-      const float got = dot_of(*tb.o, t)(row, act, cols);
+    for (const engine::ops* tb : engine::runnable_ops()) {
+      INFO(tb->name);
+      const float got = dot_of(*tb, t)(row, act, cols);
       CHECK(std::fabs(double{got} - want.dot) <= 1e-5 * want.magnitude + 1e-30);
     }
   }
   // The several-row products give each row exactly its single-row value, from any first row and
   // for any count (the AVX-512 bodies take four rows per pass, then one at a time).
-  for (const auto& tb : tables()) {
-    INFO(tb.name << ", " << quant::name(t));
+  for (const engine::ops* tb : engine::runnable_ops()) {
+    INFO(tb->name << ", " << quant::name(t));
     for (std::size_t first : {std::size_t{0}, std::size_t{1}})
       for (std::size_t n = 1; first + n <= rows; ++n) {
         std::vector<float> y(n, -1.0f);
-        rows_of(*tb.o, t)(w.data() + first * rb, n, act, cols, y.data());
+        rows_of(*tb, t)(w.data() + first * rb, n, act, cols, y.data());
         for (std::size_t r = 0; r < n; ++r)
-          CHECK(y[r] == dot_of(*tb.o, t)(w.data() + (first + r) * rb, act, cols));
+          CHECK(y[r] == dot_of(*tb, t)(w.data() + (first + r) * rb, act, cols));
       }
   }
 }
@@ -251,10 +228,10 @@ TEST_CASE("quant_dot: each table's activation quantizers write the reference byt
       CHECK(std::fabs(x[i] - w0[i / 32].d * w0[i / 32].qs[i % 32]) <= w0[i / 32].d * 0.5001f);
     }
     CHECK(wk[0].d == 0.0f);
-    for (const auto& tb : tables()) {
-      INFO(tb.name << ", n = " << n);
-      tb.o->quantize_q8_k(x.data(), n, reinterpret_cast<std::byte*>(gk.data()));
-      tb.o->quantize_q8_0(x.data(), n, reinterpret_cast<std::byte*>(g0.data()));
+    for (const engine::ops* tb : engine::runnable_ops()) {
+      INFO(tb->name << ", n = " << n);
+      tb->quantize_q8_k(x.data(), n, reinterpret_cast<std::byte*>(gk.data()));
+      tb->quantize_q8_0(x.data(), n, reinterpret_cast<std::byte*>(g0.data()));
       CHECK(std::memcmp(gk.data(), wk.data(), gk.size() * sizeof(qd::act_q8_k)) == 0);
       CHECK(std::memcmp(g0.data(), w0.data(), g0.size() * sizeof(qd::act_q8_0)) == 0);
     }

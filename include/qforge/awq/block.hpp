@@ -27,16 +27,11 @@
 namespace qforge::awq {
 
 namespace detail {
-// SiLU and RMSNorm as transformers computes them in float32 (the engine's formulas), kept here as
-// scalar code compiled once: the engine's SwiGLU kernel (ops::swiglu) uses a per-ISA approximate
-// exp, and its other elementwise steps may follow; the search must not depend on the ISA.
+// SiLU as transformers computes it in float32, kept here as scalar code compiled once: the engine's
+// SwiGLU kernel (ops::swiglu) uses a per-ISA approximate exp, and the search must not depend on the
+// ISA. RMSNorm is the engine's own scalar function (engine/forward.hpp), for the same reason.
 inline float silu(float x) noexcept { return x / (1.0f + std::exp(-x)); }
-inline void rms_norm(const float* x, const float* w, float* y, std::size_t n, float eps) noexcept {
-  double ss = 0;
-  for (std::size_t i = 0; i < n; ++i) ss += double{x[i]} * x[i];
-  const float inv = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(n) + eps));
-  for (std::size_t i = 0; i < n; ++i) y[i] = w[i] * (x[i] * inv);
-}
+using engine::detail::rms_norm;
 }  // namespace detail
 
 // A linear layer in float: w is [out, in] row-major; bias empty or `out` values.

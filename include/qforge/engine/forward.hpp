@@ -23,7 +23,8 @@ namespace qforge::engine {
 
 namespace detail {
 
-// y = x / sqrt(mean(x^2) + eps) * w (transformers: normalise in float32, then scale).
+// y = x / sqrt(mean(x^2) + eps) * w (transformers: normalise in float32, then scale). Plain scalar
+// code on purpose: AWQ's search calls it too and must give the same bits on every ISA.
 inline void rms_norm(const float* x, const float* w, float* y, std::size_t n, float eps) noexcept {
   double ss = 0;
   for (std::size_t i = 0; i < n; ++i) ss += double{x[i]} * x[i];

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
+#include <vector>
 
 #include <xsimd/xsimd.hpp>
 
@@ -90,16 +91,13 @@ inline float load_f32(const std::byte* p) noexcept {
 template <class Arch>
 using fb = xsimd::batch<float, Arch>;
 
-// a * b + c, fused where the ISA has it (xsimd 8 fuses only for its fma3<> archs).
+// a * b + c, fused where the ISA has it (ordered::has_fused_madd), else two roundings.
 template <class Arch>
 fb<Arch> madd(fb<Arch> a, fb<Arch> b, fb<Arch> c) noexcept {
-#if XSIMD_WITH_AVX512F
-  if constexpr (std::is_base_of_v<xsimd::avx512f, Arch>) return _mm512_fmadd_ps(a, b, c);
-#endif
-#if XSIMD_WITH_AVX2 && defined(__FMA__)
-  if constexpr (std::is_base_of_v<xsimd::avx2, Arch>) return _mm256_fmadd_ps(a, b, c);
-#endif
-  return a * b + c;
+  if constexpr (ordered::has_fused_madd<Arch>())
+    return ordered::fused_madd<Arch>(a, b, c);
+  else
+    return a * b + c;
 }
 
 // One vector of floats from unaligned half / bfloat16 / int8 values. The AVX-512 paths use the
@@ -486,6 +484,20 @@ inline const ops& cpu_ops() {
     return &native;
   }();
   return *chosen;
+}
+
+// Every kernel table this build has and this CPU can run: the compiler's own arch ("native")
+// first, then each compiled CPU backend that is available. Tests hold them to the references,
+// benchmarks compare them.
+inline std::vector<const ops*> runnable_ops() {
+  static constexpr ops native = make_ops<xsimd::default_arch>("native");
+  std::vector<const ops*> out{&native};
+#if defined(QFORGE_HAVE_KERNELS)
+  for (const auto& e : backend::compiled())
+    if (e.available() && e.which() != backend::id::scalar && e.which() != backend::id::cuda)
+      if (const ops* o = detail::library_ops(e.which())) out.push_back(o);
+#endif
+  return out;
 }
 
 }  // namespace qforge::engine
