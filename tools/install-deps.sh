@@ -37,8 +37,8 @@ fi
 # gptqmodel is pure Python; its CPU AWQ kernel is compiled on first use (~5 min on 2 cores, cached
 # under ~/.cache/gptqmodel). Without torch + transformers the test that uses it reports "skipped".
 hf_venv=${QFORGE_HF_VENV:-$HOME/.cache/qforge/hf-venv}
-if [ "${QFORGE_SKIP_HF:-0}" != 1 ] && $PY -c "import torch, transformers" 2>/dev/null &&
-   ! $PY -c "import gptqmodel" 2>/dev/null && ! "$hf_venv/bin/python" -c "import gptqmodel" 2>/dev/null; then
+if [ "${QFORGE_SKIP_HF:-0}" != 1 ] && $PY -c "import torch, transformers" >/dev/null 2>&1 &&
+   ! $PY -c "import gptqmodel" >/dev/null 2>&1 && ! "$hf_venv/bin/python" -c "import gptqmodel" >/dev/null 2>&1; then
   echo "qforge: installing gptqmodel into $hf_venv (transformers' AWQ loader)" >&2
   $PY -m venv --system-site-packages "$hf_venv"
   "$hf_venv/bin/python" -m pip install -q gptqmodel
