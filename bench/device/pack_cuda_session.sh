@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # Packs what bench/device/run_cuda_session.sh needs into .devdeps/cudaeng (ignored by git, carried
 # to the GPU machine): the binaries of a QFORGE_CUDA=ON build (qforge, test_cuda_session,
-# qforge_bench_cuda_session; stripped), the shared libraries they need that a bare CUDA image
+# qforge_bench_cuda_session, and for `tiny` test_cuda_matvec; stripped), the shared libraries they need that a bare CUDA image
 # lacks (PCRE2, utf8proc, Google Benchmark, the CUDA runtime), and the fixture files of one stage
 # (`tiny`: tiny-llama's logits and golden ids, tiny-qwen3, eval data; `small`: small-llama), so each
 # carry stays under the device tool's 64 MiB (the small stage xz-compressed). Usage: pack_cuda_session.sh BUILD_DIR tiny|small
@@ -16,6 +16,7 @@ mkdir -p "$dep/bin" "$dep/lib" "$dep/fx/data"
 for b in bin/qforge tests/test_cuda_session bin/qforge_bench_cuda_session; do
   strip -o "$dep/bin/$(basename "$b")" "$build/$b"
 done
+[ "$stage" = tiny ] && strip -o "$dep/bin/test_cuda_matvec" "$build/tests/test_cuda_matvec"
 ldd "$dep"/bin/* | grep -E 'pcre2|utf8proc|benchmark|cudart' | awk '{print $3}' | sort -u |
   while read -r l; do cp -L "$l" "$dep/lib/"; done
 cp "$fx/data/eval.jsonl" "$fx/data/calibration.jsonl" "$dep/fx/data/"

@@ -72,6 +72,10 @@ if [ "$stage" = tiny ]; then
   QFORGE_TEST_AWQ=$work/awq timeout 300 "$dep/bin/test_cuda_session" -s > "$out/test_tiny.txt" 2>&1
   status=$?
   summary "$out/test_tiny.txt"
+  if [ -x "$dep/bin/test_cuda_matvec" ]; then  # the matvecs against the CPU engine's products
+    timeout 120 "$dep/bin/test_cuda_matvec" -s > "$out/test_matvec.txt" 2>&1 || status=1
+    summary "$out/test_matvec.txt"
+  fi
   if [ -z "${QFORGE_SKIP_EVAL:-}" ]; then  # set: the test and the 7B speed run only
     ppl "$fx/models/tiny-llama" tiny-llama --speed-prompt 128 --speed-decode 64
     ppl "$work/Q4_K_M.gguf" tiny-llama-Q4_K_M --no-speed --tokenizer "$fx/models/tiny-llama"

@@ -21,11 +21,12 @@ using namespace detail;
 
 // Rows per warp for one token, the best of 1 / 2 / 4 per type on the H100 across 4096x4096,
 // 11008x4096 and 4096x11008 (bench/device/run_cuda_engine.sh): more rows share each activation
-// read but cost registers (Q4_K: 177 at 4 rows, one CTA per SM), and Q4_K is the type with the
-// fewest weight bytes per activation read.
+// read but cost registers (Q4_K with 8-bit x: 139 at 4 rows, one CTA per SM), and Q4_K is the type
+// with the fewest weight bytes per activation read.
 template <class U>
 constexpr int default_rows_per_warp() noexcept {
-  if constexpr (std::is_same_v<U, q4_k_unit>) return 4;
+  if constexpr (std::is_same_v<U, q4_k_unit> || std::is_same_v<U, q4_k_q8_unit>) return 4;
+  else if constexpr (std::is_same_v<U, q6_k_q8_unit>) return 2;
   else if constexpr (std::is_same_v<U, f16_unit>) return 2;
   else return 1;
 }
@@ -66,25 +67,30 @@ void run_blocks(const std::uint8_t* w, std::size_t row_bytes, std::size_t rows, 
                 const float* x, std::size_t ldx, std::size_t tokens, float* y, std::size_t ldy,
                 bool acc, const launch_opts& o, const pro_args& p) {
   const int rpw = o.rows_per_warp != 0 ? o.rows_per_warp : default_rows_per_warp<U>();
-  // Tokens per launch: as many as max_batch and the shared-memory copy of x allow.
-  const std::size_t per_token = x_smem_bytes<U>(cols, 1);
-  const std::size_t cap = std::min<std::size_t>(max_batch, max_smem / per_token);
-  if (cap == 0)
-    throw error(error::kind::argument,
-                cat(U::name, ": ", cols, " columns do not fit in shared memory"));
-  for (std::size_t t0 = 0; t0 < tokens; t0 += cap) {
-    const std::size_t nt = std::min(cap, tokens - t0);
-    const float* xt = x + t0 * ldx;
-    float* yt = y + t0 * ldy;
-    switch (nt) {
-      case 1: launch_nt<U, 1>(rpw, w, row_bytes, rows, cols, xt, ldx, yt, ldy, acc, o, p); break;
-      case 2: launch_nt<U, 2>(rpw, w, row_bytes, rows, cols, xt, ldx, yt, ldy, acc, o, p); break;
-      case 3: launch_nt<U, 3>(rpw, w, row_bytes, rows, cols, xt, ldx, yt, ldy, acc, o, p); break;
-      case 4: launch_nt<U, 4>(rpw, w, row_bytes, rows, cols, xt, ldx, yt, ldy, acc, o, p); break;
-      case 5: launch_nt<U, 5>(rpw, w, row_bytes, rows, cols, xt, ldx, yt, ldy, acc, o, p); break;
-      case 6: launch_nt<U, 6>(rpw, w, row_bytes, rows, cols, xt, ldx, yt, ldy, acc, o, p); break;
-      case 7: launch_nt<U, 7>(rpw, w, row_bytes, rows, cols, xt, ldx, yt, ldy, acc, o, p); break;
-      default: launch_nt<U, 8>(rpw, w, row_bytes, rows, cols, xt, ldx, yt, ldy, acc, o, p); break;
+  if constexpr (U::int8_x) {  // single tokens only (matvec() picks these units for them)
+    QFORGE_ASSERT(tokens == 1);
+    launch_nt<U, 1>(rpw, w, row_bytes, rows, cols, x, ldx, y, ldy, acc, o, p);
+  } else {
+    // Tokens per launch: as many as max_batch and the shared-memory copy of x allow.
+    const std::size_t per_token = x_smem_bytes<U>(cols, 1);
+    const std::size_t cap = std::min<std::size_t>(max_batch, max_smem / per_token);
+    if (cap == 0)
+      throw error(error::kind::argument,
+                  cat(U::name, ": ", cols, " columns do not fit in shared memory"));
+    for (std::size_t t0 = 0; t0 < tokens; t0 += cap) {
+      const std::size_t nt = std::min(cap, tokens - t0);
+      const float* xt = x + t0 * ldx;
+      float* yt = y + t0 * ldy;
+      switch (nt) {
+        case 1: launch_nt<U, 1>(rpw, w, row_bytes, rows, cols, xt, ldx, yt, ldy, acc, o, p); break;
+        case 2: launch_nt<U, 2>(rpw, w, row_bytes, rows, cols, xt, ldx, yt, ldy, acc, o, p); break;
+        case 3: launch_nt<U, 3>(rpw, w, row_bytes, rows, cols, xt, ldx, yt, ldy, acc, o, p); break;
+        case 4: launch_nt<U, 4>(rpw, w, row_bytes, rows, cols, xt, ldx, yt, ldy, acc, o, p); break;
+        case 5: launch_nt<U, 5>(rpw, w, row_bytes, rows, cols, xt, ldx, yt, ldy, acc, o, p); break;
+        case 6: launch_nt<U, 6>(rpw, w, row_bytes, rows, cols, xt, ldx, yt, ldy, acc, o, p); break;
+        case 7: launch_nt<U, 7>(rpw, w, row_bytes, rows, cols, xt, ldx, yt, ldy, acc, o, p); break;
+        default: launch_nt<U, 8>(rpw, w, row_bytes, rows, cols, xt, ldx, yt, ldy, acc, o, p); break;
+      }
     }
   }
 }
@@ -145,8 +151,18 @@ void matvec(quant::qtype type, const void* w, std::size_t rows, std::size_t cols
   const std::size_t row_bytes = cols / tr->block_elems * tr->block_bytes;
   const auto* wb = static_cast<const std::uint8_t*>(w);
   switch (type) {
-    case qtype::q4_k: run_blocks<q4_k_unit>(wb, row_bytes, rows, cols, x, ldx, tokens, y, ldy, accumulate, opts, p); break;
-    case qtype::q6_k: run_blocks<q6_k_unit>(wb, row_bytes, rows, cols, x, ldx, tokens, y, ldy, accumulate, opts, p); break;
+    case qtype::q4_k:
+      if (tokens == 1 && opts.int8_activations)
+        run_blocks<q4_k_q8_unit>(wb, row_bytes, rows, cols, x, ldx, tokens, y, ldy, accumulate, opts, p);
+      else
+        run_blocks<q4_k_unit>(wb, row_bytes, rows, cols, x, ldx, tokens, y, ldy, accumulate, opts, p);
+      break;
+    case qtype::q6_k:
+      if (tokens == 1 && opts.int8_activations)
+        run_blocks<q6_k_q8_unit>(wb, row_bytes, rows, cols, x, ldx, tokens, y, ldy, accumulate, opts, p);
+      else
+        run_blocks<q6_k_unit>(wb, row_bytes, rows, cols, x, ldx, tokens, y, ldy, accumulate, opts, p);
+      break;
     case qtype::q8_0: run_blocks<q8_0_unit>(wb, row_bytes, rows, cols, x, ldx, tokens, y, ldy, accumulate, opts, p); break;
     default: run_blocks<f16_unit>(wb, row_bytes, rows, cols, x, ldx, tokens, y, ldy, accumulate, opts, p); break;
   }

@@ -22,6 +22,7 @@
 #include "qforge/engine/cuda/ops.hpp"
 #include "qforge/engine/cuda/session.hpp"
 #include "qforge/engine/cuda/session_ops.hpp"
+#include "qforge/engine/matmul.hpp"
 #include "qforge/engine/model.hpp"
 
 namespace qforge::engine {
@@ -193,6 +194,7 @@ struct cuda_session::impl {
   std::size_t weight_bytes = 0;
   std::size_t n_own = 0, n_cublas = 0, n_dequant = 0;
   cudaGraphExec_t graph = nullptr;
+  bool graph_int8 = true;  // the activation mode the graph was captured with
   bool warmed = false;  // one eager single-token step ran (cuBLAS initialised before capture)
 
   impl(const model& mm, std::size_t max_ctx, const cuda_options& opts)
@@ -537,10 +539,17 @@ struct cuda_session::impl {
                                       cudaMemcpyDeviceToHost, stream));
   }
 
+  // Single-token K-quant products take 8-bit activations when the CPU engine's decode does
+  // (engine::decode_activation_mode), so both devices decode alike and tests can switch both.
+  static bool int8_decode() noexcept {
+    return decode_activation_mode().load(std::memory_order_relaxed) == decode_activations::q8;
+  }
+
   void capture() {
     ec::launch_opts lo;
     lo.stream = stream;
     lo.pdl = pdl;
+    lo.int8_activations = graph_int8 = int8_decode();
     cudaGraph_t g = nullptr;
     QFORGE_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
     try {
@@ -565,11 +574,16 @@ struct cuda_session::impl {
     ensure_scratch(T);
     const std::size_t wanted = out != nullptr ? head_rows : 0;
     if (T == 1 && o.graph && warmed) {
+      if (graph != nullptr && graph_int8 != int8_decode()) {
+        cudaGraphExecDestroy(graph);
+        graph = nullptr;
+      }
       if (graph == nullptr) capture();
       QFORGE_CUDA_CHECK(cudaGraphLaunch(graph, stream));  // always computes the logits
     } else {
       ec::launch_opts lo;
       lo.stream = stream;
+      lo.int8_activations = int8_decode();
       enqueue(T, head_rows, lo);
       if (T == 1) warmed = true;
     }

@@ -6,7 +6,9 @@
 // a double-precision dot product) on fresh random weights and activations, for odd shapes, 1..11
 // tokens, each rows-per-warp variant, accumulate on/off, PDL on/off, with outputs poisoned (NaN)
 // before each run. Tolerance: |y - ref| <= 1e-4 * sum_k |w_k x_k| per output (float32 sums of a
-// few hundred terms per lane land near 1e-6; a misplaced weight costs about 1e-2). The small ops
+// few hundred terms per lane land near 1e-6; a misplaced weight costs about 1e-2). Single-token
+// Q4_K / Q6_K products quantize x to 8 bits as the CPU engine's decode does: their reference multiplies
+// the same codes (x rounded through qdot::quantize_q8_k_ref), and the float path is checked too. The small ops
 // against plain loops; split-KV attention against the one-CTA kernel and a double reference
 // (relative L2 <= 1e-5, bit-identical with one active slice); then a 2-layer model decoded step by step through a captured CUDA graph, in
 // every weight format, against a CPU forward pass on the same weights (max |d logit| <= 1e-3 x
@@ -34,6 +36,7 @@
 #include "qforge/core/fp16.hpp"
 #include "qforge/engine/cuda/matvec.hpp"
 #include "qforge/engine/cuda/ops.hpp"
+#include "qforge/engine/quant_dot.hpp"
 #include "qforge/quant/blocks.hpp"
 #include "qforge/quant/q4_k/ref.hpp"
 #include "qforge/quant/q6_k/ref.hpp"
@@ -266,6 +269,18 @@ std::vector<float> host_random(std::size_t n, std::uint64_t seed, float amp = 1.
   return v;
 }
 
+// x rounded the way single-token Q4_K products see it: qdot's 8-bit codes times their scale.
+std::vector<float> q8_round_trip(const float* x, std::size_t n) {
+  std::vector<engine::qdot::act_q8_k> a(n / engine::qdot::qk);
+  engine::qdot::quantize_q8_k_ref(x, n, a.data());
+  std::vector<float> r(n);
+  for (std::size_t i = 0; i < n; ++i) r[i] = a[i / engine::qdot::qk].d * static_cast<float>(a[i / engine::qdot::qk].qs[i % engine::qdot::qk]);
+  return r;
+}
+bool int8_path(qtype t, std::size_t tokens, bool int8 = true) {
+  return int8 && (t == qtype::q4_k || t == qtype::q6_k) && tokens == 1;
+}
+
 cudaStream_t g_stream = nullptr;
 int g_attention_splits = 0;  // launch_opts of the captured decode steps (bench_decode's variants)
 
@@ -285,8 +300,15 @@ void check_gguf(qtype t, std::size_t rows, std::size_t cols, std::uint64_t seed,
     const auto x = host_random(tokens * ldx, seed + 10 * tokens);
     dev<float> xd(x.size()), yd(tokens * ldy);
     xd.up(x);
+    auto xq = x;  // the 8-bit path's view of token 0
+    if (int8_path(t, tokens)) {
+      const auto r = q8_round_trip(x.data(), cols);
+      std::copy(r.begin(), r.end(), xq.begin());
+    }
+    for (int int8 = 0; int8 < 2; ++int8)
     for (int rpw : {1, 2, 4}) {
       if (tokens > 2 && rpw != 1) continue;
+      if (int8 == 0 && !int8_path(t, tokens)) continue;  // the float path of a q8 case only
       for (int acc = 0; acc < 2; ++acc)
         for (int pdl = 0; pdl < 2; ++pdl) {
           std::vector<float> y0 = acc ? host_random(tokens * ldy, seed + 99) : std::vector<float>(tokens * ldy, NAN);
@@ -295,13 +317,16 @@ void check_gguf(qtype t, std::size_t rows, std::size_t cols, std::uint64_t seed,
           o.stream = g_stream;
           o.pdl = pdl != 0;
           o.rows_per_warp = rpw;
+          o.int8_activations = int8 != 0;
           ec::matvec(t, wd.p, rows, cols, xd.p, ldx, tokens, yd.p, ldy, acc != 0, o);
           QFORGE_CUDA_CHECK(cudaStreamSynchronize(g_stream));
           const auto got = yd.down();
-          const verdict v = compare(w, rows, cols, x, ldx, tokens, got, acc ? &y0 : nullptr, ldy);
+          const bool q8 = int8_path(t, tokens, int8 != 0);
+          const verdict v = compare(w, rows, cols, q8 ? xq : x, ldx, tokens, got, acc ? &y0 : nullptr, ldy);
           char what[200];
-          std::snprintf(what, sizeof what, "%s %zux%zu tokens %zu rpw %d acc %d pdl %d: worst %.3g rel_l2 %.3g",
-                        std::string(quant::name(t)).c_str(), rows, cols, tokens, rpw, acc, pdl, v.worst, v.rel_l2);
+          std::snprintf(what, sizeof what, "%s %zux%zu tokens %zu rpw %d acc %d pdl %d%s: worst %.3g rel_l2 %.3g",
+                        std::string(quant::name(t)).c_str(), rows, cols, tokens, rpw, acc, pdl,
+                        q8 ? " int8 x" : "", v.worst, v.rel_l2);
           expect(v.ok, what);
           if (acc == 0 && pdl == 0 && rpw == 1 && tokens == 1)
             std::printf("  check %s\n", what);
@@ -386,8 +411,12 @@ void check_prologues(std::uint64_t seed, ec::awq_workspace& ws) {
         yd.up(std::vector<float>(tokens * ldy, NAN));
         ec::matvec(t, wd.p, rows, cols, xd.p, ldx, tokens, yd.p, ldy, false, o, pre);
         QFORGE_CUDA_CHECK(cudaStreamSynchronize(g_stream));
-        const verdict v = compare(w, rows, cols, xp, cols, tokens, yd.down(), nullptr, ldy);
+        const auto xr = int8_path(t, tokens) ? q8_round_trip(xp.data(), cols) : xp;
+        const verdict v = compare(w, rows, cols, xr, cols, tokens, yd.down(), nullptr, ldy);
         expect(v.ok, cat(quant::name(t), " ", pname, " prologue, tokens ", tokens, ": worst ", v.worst));
+        if (int8_path(t, tokens))
+          std::printf("  check %s + %s prologue, 1 token, int8 x: worst %.3g rel_l2 %.3g\n",
+                      std::string(quant::name(t)).c_str(), pname, v.worst, v.rel_l2);
         if (tokens == 3) std::printf("  check %s + %s prologue, 3 tokens: worst %.3g rel_l2 %.3g\n",
                                      std::string(quant::name(t)).c_str(), pname, v.worst, v.rel_l2);
       }
@@ -849,11 +878,14 @@ struct cpu_model {
   float eps;
   struct layer {
     std::vector<float> wqkv, wo, wgu, wdown, attn_norm, ffn_norm;
+    std::vector<std::pair<std::size_t, bool>> qkv_parts;  // rows, int8 activations
+    bool q8_o = false, q8_gu = false, q8_down = false;
   };
   std::vector<layer> layers;
   std::vector<float> head, embd, out_norm;
   bool f16_acts = false;  // cuBLAS linears read fp16 activations
   bool f16_head = false;
+  bool q8_head = false;
 
   static std::vector<float> weights(const linear& l) {
     if (l.kind == wkind::awq) return awq_host(l.awq);
@@ -868,20 +900,27 @@ struct cpu_model {
       for (const auto& l : L.qkv) {
         const auto w = weights(l);
         c.wqkv.insert(c.wqkv.end(), w.begin(), w.end());
+        c.qkv_parts.emplace_back(l.rows, q8(l));
       }
       c.wo = weights(L.o), c.wgu = weights(L.gate_up), c.wdown = weights(L.down);
+      c.q8_o = q8(L.o), c.q8_gu = q8(L.gate_up), c.q8_down = q8(L.down);
       c.attn_norm = L.attn_norm.down(), c.ffn_norm = L.ffn_norm.down();
       layers.push_back(std::move(c));
     }
     head = weights(m.head);
+    q8_head = q8(m.head);
     const auto e = m.embd.down();
     embd.resize(e.size());
     for (std::size_t i = 0; i < e.size(); ++i) embd[i] = fp16_to_fp32(e[i]);
     out_norm = m.out_norm.down();
   }
+  static bool q8(const linear& l) { return l.kind == wkind::gguf && int8_path(l.type, 1); }
   static float round16(float v) { return fp16_to_fp32(fp32_to_fp16(v)); }
-  void mv(const std::vector<float>& w, std::size_t rows, std::size_t cols, const float* x, float* y,
-          bool acc, bool f16_in) const {
+  // in8: the linear's kernel reads x as 8-bit codes (decode steps are single tokens).
+  void mv(const float* w, std::size_t rows, std::size_t cols, const float* x, float* y,
+          bool acc, bool f16_in, bool in8 = false) const {
+    const auto xq = in8 ? q8_round_trip(x, cols) : std::vector<float>{};
+    if (in8) x = xq.data();
     for (std::size_t r = 0; r < rows; ++r) {
       double a = 0;
       for (std::size_t k = 0; k < cols; ++k) a += double{w[r * cols + k]} * (f16_in ? round16(x[k]) : x[k]);
@@ -903,7 +942,10 @@ struct cpu_model {
     for (std::size_t li = 0; li < s.layers; ++li) {
       const auto& L = layers[li];
       norm(x.data(), L.attn_norm, xn.data());
-      mv(L.wqkv, qd + 2 * kvd, H, xn.data(), qkv.data(), false, f16_acts);
+      for (std::size_t r0 = 0; const auto& [rows, in8] : L.qkv_parts) {
+        mv(L.wqkv.data() + r0 * H, rows, H, xn.data(), qkv.data() + r0, false, f16_acts, in8);
+        r0 += rows;
+      }
       for (std::size_t h = 0; h < s.heads + s.kv_heads; ++h) {
         float* hd = qkv.data() + h * D;  // q heads, then k heads
         for (std::size_t i = 0; i < D / 2; ++i) {
@@ -932,14 +974,14 @@ struct cpu_model {
           att[h * D + e] = static_cast<float>(o);
         }
       }
-      mv(L.wo, H, qd, att.data(), x.data(), true, f16_acts);
+      mv(L.wo.data(), H, qd, att.data(), x.data(), true, f16_acts, L.q8_o);
       norm(x.data(), L.ffn_norm, xn.data());
-      mv(L.wgu, 2 * F, H, xn.data(), gu.data(), false, f16_acts);
+      mv(L.wgu.data(), 2 * F, H, xn.data(), gu.data(), false, f16_acts, L.q8_gu);
       for (std::size_t f = 0; f < F; ++f) a[f] = gu[f] / (1.0f + std::exp(-gu[f])) * gu[F + f];
-      mv(L.wdown, H, F, a.data(), x.data(), true, f16_acts);
+      mv(L.wdown.data(), H, F, a.data(), x.data(), true, f16_acts, L.q8_down);
     }
     norm(x.data(), out_norm, xn.data());
-    mv(head, s.vocab, H, xn.data(), logits.data(), false, f16_head);
+    mv(head.data(), s.vocab, H, xn.data(), logits.data(), false, f16_head, q8_head);
     return logits;
   }
 };
@@ -1136,6 +1178,17 @@ void bench_matvec(const bandwidth& bw, ec::blas& blas) {
           else std::snprintf(v, sizeof v, "rpw%d%s", rpw, pdl ? "+pdl" : "");
           report(std::string(quant::name(t)).c_str(), v, rows, cols, bytes, tt, bw);
         }
+      if (t == qtype::q4_k || t == qtype::q6_k)  // the float-activation kernels, for comparison
+        for (int pdl = 0; pdl < 2; ++pdl) {
+          ec::launch_opts o;
+          o.stream = g_stream;
+          o.pdl = pdl != 0;
+          o.int8_activations = false;
+          const double tt = time_graph([&](std::size_t i) {
+            ec::matvec(t, w[i % copies].p, rows, cols, x.p, cols, 1, y.p, rows, false, o);
+          }, count);
+          report(std::string(quant::name(t)).c_str(), pdl ? "f32x+pdl" : "f32x", rows, cols, bytes, tt, bw);
+        }
       if (t == qtype::f16) {
         const double tt = time_graph([&](std::size_t i) {
           ec::dense_f16(blas, reinterpret_cast<const std::uint16_t*>(w[i % copies].p), rows, cols,
@@ -1261,6 +1314,7 @@ void profile_kernels() {
 }
 
 int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // lines reach the log even if the run dies
   bool full = false, profile = false, bench = false;
   std::string out_dir;
   for (int i = 1; i < argc; ++i) {

@@ -128,6 +128,49 @@ TEST_CASE("cuda matvec: GGUF blocks give the CPU engine's products", "[engine][c
   }
 }
 
+TEST_CASE("cuda matvec: single-token Q4_K / Q6_K take the CPU decode's 8-bit activations", "[engine][cuda]") {
+  if (!have_gpu()) {
+    WARN("no CUDA device: GPU products not run");
+    return;
+  }
+  engine::thread_pool pool(2);
+  REQUIRE(engine::decode_activation_mode().load() == engine::decode_activations::q8);
+  const std::size_t rows = 77, cols = 2304;  // 9 blocks of 256: odd unit counts per lane
+  for (auto t : {quant::qtype::q4_k, quant::qtype::q6_k}) {
+    const auto blocks = random_blocks(t, rows, cols, 21);
+    const auto m = engine::make_matrix(t, rows, cols, blocks, "test", "w");
+    testdata::rng r(8);
+    std::vector<float> x(cols), want(rows), got(rows), w(rows * cols);
+    for (auto& v : x) v = (r.uniform() * 2 - 1) * (1 + 20 * (r.uniform() > 0.99f));  // some outliers
+    engine::matmul(m, x.data(), cols, 1, want.data(), rows, pool);  // integer dots on 8-bit codes
+    for (std::size_t i = 0; i < rows; ++i) engine::lookup_row(m, i, {w.data() + i * cols, cols});
+    dev<std::byte> wd(blocks.size());
+    dev<float> xd(cols), yd(rows);
+    REQUIRE(cudaMemcpy(wd.p, blocks.data(), blocks.size(), cudaMemcpyHostToDevice) == cudaSuccess);
+    REQUIRE(cudaMemcpy(xd.p, x.data(), cols * 4, cudaMemcpyHostToDevice) == cudaSuccess);
+    for (int rpw : {1, 2, 4}) {
+      ec::launch_opts o;
+      o.rows_per_warp = rpw;
+      ec::matvec(t, wd.p, rows, cols, xd.p, cols, 1, yd.p, rows, false, o);
+      REQUIRE(cudaMemcpy(got.data(), yd.p, rows * 4, cudaMemcpyDeviceToHost) == cudaSuccess);
+      double worst = 0, worst_f32 = 0;
+      for (std::size_t i = 0; i < rows; ++i) {
+        double mag = 0, exact = 0;
+        for (std::size_t c = 0; c < cols; ++c) {
+          mag += std::fabs(double{w[i * cols + c]} * x[c]);
+          exact += double{w[i * cols + c]} * x[c];
+        }
+        worst = std::max(worst, std::fabs(got[i] - want[i]) / mag);
+        worst_f32 = std::max(worst_f32, std::fabs(got[i] - exact) / mag);
+      }
+      INFO(quant::name(t) << " rows per warp " << rpw << ": vs CPU int8 " << worst << ", vs float x "
+                          << worst_f32);
+      CHECK(worst <= 1e-5);      // same codes, same integer sums: float rounding apart
+      CHECK(worst_f32 > worst);  // and it really is the 8-bit path (float x would sit far closer)
+    }
+  }
+}
+
 TEST_CASE("cuda matvec: AWQ GEMM layout gives (q - z) * s products", "[engine][cuda]") {
   if (!have_gpu()) {
     WARN("no CUDA device: GPU products not run");

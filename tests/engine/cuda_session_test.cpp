@@ -26,6 +26,7 @@
 #include "qforge/convert/mix.hpp"
 #include "qforge/convert/quantize.hpp"
 #include "qforge/engine/cuda/session.hpp"
+#include "qforge/engine/matmul.hpp"
 #include "qforge/engine/measure.hpp"
 #include "qforge/engine/sliding_perplexity.hpp"
 #include "qforge/format/safetensors/reader.hpp"
@@ -111,12 +112,31 @@ void same_as_cpu(const std::string& path) {
   engine::session cpu(m, pool, 512);
   engine::cuda_session gpu(m, 512);
   INFO(gpu.describe());
+  double worst_q8 = 0;
   for (const auto& p : reference_prompts("tiny-llama")) {
     const auto [want, want_steps] = run_both(cpu, p);
     const auto [got, steps] = run_both(gpu, p);
     CHECK(rel_diff(got, want) <= 1e-3);
-    CHECK(rel_diff(steps, want) <= 1e-3);
+    // Single-token steps multiply K-quant (and, on the CPU, Q8_0) weights with 8-bit activations
+    // by default. Where x * 127 / max lands within a float rounding of .5, the devices (whose
+    // float sums run in different orders) round a code apart, and on this 256-wide model one code
+    // moves the logits by up to about 1e-3, so the 8-bit steps are held loosely (measured up to
+    // 1.2e-2, against 3.3e-2 between the CPU's own 8-bit steps and its prefill) and the exact
+    // comparison is made with float activations on both devices.
+    const double q8 = rel_diff(steps, want_steps);
+    worst_q8 = std::max(worst_q8, q8);
+    CHECK(q8 <= 5e-2);
+    struct float_decode {
+      engine::decode_activations was =
+          engine::decode_activation_mode().exchange(engine::decode_activations::f32);
+      ~float_decode() { engine::decode_activation_mode() = was; }
+    } const f32;
+    const auto [want32, want_steps32] = run_both(cpu, p);
+    const auto [got32, steps32] = run_both(gpu, p);
+    CHECK(rel_diff(steps32, want_steps32) <= 1e-3);
+    CHECK(rel_diff(steps32, want) <= 1e-3);
   }
+  WARN(path << ": 8-bit decode steps, CUDA vs CPU: max |d logit| / max |logit| " << worst_q8);
   const auto docs = golden_eval_ids("tiny-llama", 100);
   REQUIRE(docs.size() == 100);
   const auto a = engine::perplexity(cpu, docs), b = engine::perplexity(gpu, docs);

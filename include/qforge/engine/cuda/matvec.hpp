@@ -26,6 +26,9 @@ struct launch_opts {
   // With pdl: let the next kernel be scheduled at entry (true) or once the main loop is done
   // (awq_matvec always does the latter: measured faster, see engine_matvec.cu).
   bool early_trigger = true;
+  // Single-token Q4_K / Q6_K products quantize x to 8 bits per 256 values and multiply integers, as the
+  // CPU engine's decode does (engine::decode_activations::q8); false keeps float activations.
+  bool int8_activations = true;
   // GGUF kernels: rows per warp, 1, 2 or 4 (0: the tuned default). Benchmarks only.
   int rows_per_warp = 0;
   // attention(): CTAs per head, 0 automatic (split-KV on sm_90 for caches over 64 positions when
