@@ -21,11 +21,14 @@ using namespace detail;
 
 // Rows per warp for one token, the best of 1 / 2 / 4 per type on the H100 across 4096x4096,
 // 11008x4096 and 4096x11008 (bench/device/run_cuda_engine.sh): more rows share each activation
-// read but cost registers (Q4_K with 8-bit x: 139 at 4 rows, one CTA per SM), and Q4_K is the type
-// with the fewest weight bytes per activation read.
+// read but cost registers (Q4_K with 8-bit x: 139 at 4 rows, one CTA per SM; 80 at 2, three), and
+// Q4_K is the type with the fewest weight bytes per activation read. Q4_K with 8-bit x takes 2
+// rows once a matrix has enough of them to keep three CTAs per SM busy (11008 rows: 81.3 % of
+// copy bandwidth at 2, 78.7 % at 4; 4096 rows: 61.7 / 58.6 % at 2 against 61.0 / 65.6 % at 4).
 template <class U>
-constexpr int default_rows_per_warp() noexcept {
-  if constexpr (std::is_same_v<U, q4_k_unit> || std::is_same_v<U, q4_k_q8_unit>) return 4;
+int default_rows_per_warp(std::size_t rows) noexcept {
+  if constexpr (std::is_same_v<U, q4_k_q8_unit>) return rows >= 8192 ? 2 : 4;
+  else if constexpr (std::is_same_v<U, q4_k_unit>) return 4;
   else if constexpr (std::is_same_v<U, q6_k_q8_unit>) return 2;
   else if constexpr (std::is_same_v<U, f16_unit>) return 2;
   else return 1;
@@ -66,7 +69,7 @@ template <class U>
 void run_blocks(const std::uint8_t* w, std::size_t row_bytes, std::size_t rows, std::size_t cols,
                 const float* x, std::size_t ldx, std::size_t tokens, float* y, std::size_t ldy,
                 bool acc, const launch_opts& o, const pro_args& p) {
-  const int rpw = o.rows_per_warp != 0 ? o.rows_per_warp : default_rows_per_warp<U>();
+  const int rpw = o.rows_per_warp != 0 ? o.rows_per_warp : default_rows_per_warp<U>(rows);
   if constexpr (U::int8_x) {  // single tokens only (matvec() picks these units for them)
     QFORGE_ASSERT(tokens == 1);
     launch_nt<U, 1>(rpw, w, row_bytes, rows, cols, x, ldx, y, ldy, acc, o, p);
