@@ -242,7 +242,7 @@ void awq_matvec(const awq_matrix& w, const float* x, std::size_t ldx, std::size_
     const auto go = [&](auto n) {
       launch_awq<decltype(n)::value>(w.qweight, w.qzeros, w.scales, w.in, w.out, w.group, xt, ldx,
                                      yt, ldy, accumulate, ws.partials(), ws.tickets(), opts.stream,
-                                     opts.pdl, early, p.op, p.w, p.eps);
+                                     opts.pdl, early, p.op, p.w, p.eps, opts.awq_k_per_warp);
     };
     switch (nt) {
       case 1: go(std::integral_constant<int, 1>{}); break;

@@ -346,6 +346,7 @@ void check_awq(std::size_t out, std::size_t in, std::size_t group, std::uint64_t
     const auto x = host_random(tokens * ldx, seed + 10 * tokens);
     dev<float> xd(x.size()), yd(tokens * ldy);
     xd.up(x);
+    for (int kpw : {0, 32})  // the default (64 k per warp where the group allows) and 32
     for (int acc = 0; acc < 2; ++acc)
       for (int pdl = 0; pdl < 2; ++pdl) {
         std::vector<float> y0 = acc ? host_random(tokens * ldy, seed + 99) : std::vector<float>(tokens * ldy, NAN);
@@ -353,6 +354,7 @@ void check_awq(std::size_t out, std::size_t in, std::size_t group, std::uint64_t
         ec::launch_opts o;
         o.stream = g_stream;
         o.pdl = pdl != 0;
+        o.awq_k_per_warp = kpw;
         // Twice in a row: the second launch relies on the first leaving its tickets at zero.
         for (int rep = 0; rep < 2; ++rep) {
           if (rep == 1) {
@@ -365,8 +367,8 @@ void check_awq(std::size_t out, std::size_t in, std::size_t group, std::uint64_t
         const auto got = yd.down();
         const verdict v = compare(w, out, in, x, ldx, tokens, got, acc ? &y0 : nullptr, ldy);
         char what[200];
-        std::snprintf(what, sizeof what, "awq out %zu in %zu g%zu tokens %zu acc %d pdl %d: worst %.3g rel_l2 %.3g",
-                      out, in, group, tokens, acc, pdl, v.worst, v.rel_l2);
+        std::snprintf(what, sizeof what, "awq out %zu in %zu g%zu tokens %zu acc %d pdl %d k/warp %d: worst %.3g rel_l2 %.3g",
+                      out, in, group, tokens, acc, pdl, kpw, v.worst, v.rel_l2);
         expect(v.ok, what);
         if (acc == 0 && pdl == 0 && tokens == 1) std::printf("  check %s\n", what);
       }
@@ -1204,15 +1206,20 @@ void bench_matvec(const bandwidth& bw, ec::blas& blas) {
       std::vector<awq_dev> a;
       for (std::size_t c = 0; c < copies; ++c) a.emplace_back(cols, rows, 128, 2000 + 3 * c);
       const std::size_t count = std::max<std::size_t>(copies, 240) / copies * copies;
-      for (int pdl = 0; pdl < 2; ++pdl) {  // awq_matvec triggers its successor late under PDL
-        ec::launch_opts o;
-        o.stream = g_stream;
-        o.pdl = pdl != 0;
-        const double tt = time_graph([&](std::size_t i) {
-          ec::awq_matvec(a[i % copies].view(), x.p, cols, 1, y.p, rows, false, ws, o);
-        }, count);
-        report("awq-g128", pdl ? "default+pdl" : "default", rows, cols, bytes, tt, bw);
-      }
+      for (int kpw : {0, 32, 64})
+        for (int pdl = 0; pdl < 2; ++pdl) {  // awq_matvec triggers its successor late under PDL
+          ec::launch_opts o;
+          o.stream = g_stream;
+          o.pdl = pdl != 0;
+          o.awq_k_per_warp = kpw;
+          const double tt = time_graph([&](std::size_t i) {
+            ec::awq_matvec(a[i % copies].view(), x.p, cols, 1, y.p, rows, false, ws, o);
+          }, count);
+          char v[32];
+          if (kpw == 0) std::snprintf(v, sizeof v, "default%s", pdl ? "+pdl" : "");
+          else std::snprintf(v, sizeof v, "k%d%s", kpw, pdl ? "+pdl" : "");
+          report("awq-g128", v, rows, cols, bytes, tt, bw);
+        }
     }
   }
 }

@@ -29,6 +29,8 @@ struct launch_opts {
   // Single-token Q4_K / Q6_K products quantize x to 8 bits per 256 values and multiply integers, as the
   // CPU engine's decode does (engine::decode_activations::q8); false keeps float activations.
   bool int8_activations = true;
+  // AWQ kernel: k per warp, 32 or 64 (0: the tuned default; 64 needs group % 64 == 0). Benchmarks.
+  int awq_k_per_warp = 0;
   // GGUF kernels: rows per warp, 1, 2 or 4 (0: the tuned default). Benchmarks only.
   int rows_per_warp = 0;
   // attention(): CTAs per head, 0 automatic (split-KV on sm_90 for caches over 64 positions when

@@ -19,14 +19,16 @@
 namespace qforge::engine::cuda::detail {
 
 inline constexpr int awq_warps = 8;      // k-slices per CTA
-inline constexpr int awq_k_slice = 32;   // k per warp; the group size must be a multiple
+inline constexpr int awq_k_slice = 32;   // k per warp (the least); the group size must be a multiple
 inline constexpr int awq_cols_per_cta = 32 * 8;
 
 // Staged: x goes through shared memory and the prologue; otherwise (no prologue) each warp reads
 // its 32 inputs straight from global memory as broadcasts, which keeps one-token launches at 40
 // registers, 6 CTAs per SM (the staging code costs 24 more, and occupancy showed in the timings).
-template <int NT, bool Staged>
-__global__ void __launch_bounds__(32 * awq_warps, NT == 1 && !Staged ? 6 : 0)
+// KS: k per warp, 32 or 64 (awq_k_per_warp): 64 halves the K-splits and doubles each thread's
+// loads in flight.
+template <int NT, bool Staged, int KS>
+__global__ void __launch_bounds__(32 * awq_warps, NT == 1 && !Staged ? (KS == 32 ? 6 : 3) : 0)
     awq_matvec_kernel(const std::uint32_t* __restrict__ qweight,
                       const std::uint32_t* __restrict__ qzeros,
                       const std::uint16_t* __restrict__ scales, int K, int N, int group,
@@ -36,21 +38,21 @@ __global__ void __launch_bounds__(32 * awq_warps, NT == 1 && !Staged ? 6 : 0)
                       const float* __restrict__ norm_w, float eps) {
   if (trigger_early) allow_dependents();
   __shared__ __align__(16) float red[awq_warps][awq_cols_per_cta];
-  __shared__ __align__(16) float xsl[Staged ? NT : 1][Staged ? awq_warps * awq_k_slice : 4];
+  __shared__ __align__(16) float xsl[Staged ? NT : 1][Staged ? awq_warps * KS : 4];
   __shared__ float red32[32];
   __shared__ int last;
   const int lane = static_cast<int>(threadIdx.x) & 31, warp = static_cast<int>(threadIdx.x) >> 5;
   const int n8 = N / 8;
   const int c = static_cast<int>(blockIdx.x) * 32 + lane;
-  const int k0 = (static_cast<int>(blockIdx.y) * awq_warps + warp) * awq_k_slice;
+  const int k0 = (static_cast<int>(blockIdx.y) * awq_warps + warp) * KS;
   const bool k_ok = k0 < K;
   // Out-of-range lanes and warps load a valid address and contribute zero.
   const int cc = c < n8 ? c : n8 - 1;
-  const int kk = k_ok ? k0 : K - awq_k_slice;
+  const int kk = k_ok ? k0 : K - KS;
 
-  std::uint32_t q[awq_k_slice];
+  std::uint32_t q[KS];
 #pragma unroll
-  for (int i = 0; i < awq_k_slice; ++i) q[i] = __ldg(qweight + static_cast<std::size_t>(kk + i) * n8 + cc);
+  for (int i = 0; i < KS; ++i) q[i] = __ldg(qweight + static_cast<std::size_t>(kk + i) * n8 + cc);
   const int g = kk / group;
   const std::uint32_t z = __ldg(qzeros + static_cast<std::size_t>(g) * n8 + cc);
   const uint4 s = __ldg(reinterpret_cast<const uint4*>(scales + static_cast<std::size_t>(g) * N + 8 * cc));
@@ -59,8 +61,8 @@ __global__ void __launch_bounds__(32 * awq_warps, NT == 1 && !Staged ? 6 : 0)
   // The CTA's 256 inputs per token into shared memory, through the prologue (RMSNorm needs the
   // whole row's mean square: every CTA reads it, from L2); warps then read them as broadcasts.
   if constexpr (Staged) {
-    const int kb = static_cast<int>(blockIdx.y) * awq_warps * awq_k_slice;
-    constexpr int per_token = awq_warps * awq_k_slice / 4;
+    const int kb = static_cast<int>(blockIdx.y) * awq_warps * KS;
+    constexpr int per_token = awq_warps * KS / 4;
     float inv[NT];
     if (prologue == prologue_rms_norm) {
       float ss[NT] = {};
@@ -94,11 +96,11 @@ __global__ void __launch_bounds__(32 * awq_warps, NT == 1 && !Staged ? 6 : 0)
   // bytes 0..3 are columns 0, 4, 1, 5; high ones 2, 6, 3, 7.
   float acc[NT][8] = {}, xs[NT] = {};
 #pragma unroll
-  for (int i = 0; i < awq_k_slice / 4; ++i) {
+  for (int i = 0; i < KS / 4; ++i) {
     float4 xv[NT];
 #pragma unroll
     for (int t = 0; t < NT; ++t) {
-      if constexpr (Staged) xv[t] = *reinterpret_cast<const float4*>(&xsl[t][warp * awq_k_slice + 4 * i]);
+      if constexpr (Staged) xv[t] = *reinterpret_cast<const float4*>(&xsl[t][warp * KS + 4 * i]);
       else xv[t] = load_x4(x + t * ldx + kk + 4 * i);
       xs[t] += sum4(xv[t]);
     }
@@ -190,8 +192,18 @@ __global__ void __launch_bounds__(32 * awq_warps, NT == 1 && !Staged ? 6 : 0)
 }
 
 // CTAs along K for a K-row matrix, and the workspace floats / tickets a launch needs.
-inline unsigned awq_k_splits(std::size_t K) {
-  return grid_dim(K, std::size_t{awq_warps} * awq_k_slice, "awq matvec");
+inline unsigned awq_k_splits(std::size_t K, int ks = awq_k_slice) {
+  return grid_dim(K, std::size_t{awq_warps} * static_cast<std::size_t>(ks), "awq matvec");
+}
+// k per warp: 64 where the group and K allow it (every 64 k then share one group) and x needs no
+// prologue, else 32. Measured on the H100 (bench/RESULTS.md): 64 lifts a plain matvec by 1-4 points
+// of bandwidth, but the staged (prologue) kernel needs 122 registers at 64 against 64 at 32 and
+// decode got 5 % slower with it.
+inline int awq_k_per_warp(std::size_t K, std::size_t group, int prologue, int wanted = 0) {
+  const bool can64 = group % 64 == 0 && K % 64 == 0;
+  if (wanted == 32 || !can64) return awq_k_slice;
+  if (wanted == 64) return 64;
+  return prologue == prologue_none ? 64 : awq_k_slice;
 }
 inline unsigned awq_col_tiles(std::size_t N) {
   return grid_dim(N, awq_cols_per_cta, "awq matvec");
@@ -202,9 +214,13 @@ void launch_awq(const std::uint32_t* qweight, const std::uint32_t* qzeros,
                 const std::uint16_t* scales, std::size_t K, std::size_t N, std::size_t group,
                 const float* x, std::size_t ldx, float* y, std::size_t ldy, bool accumulate,
                 float* ws, unsigned* tickets, cudaStream_t stream, bool pdl, bool trigger_early,
-                int prologue, const float* norm_w, float eps) {
-  const dim3 grid(awq_col_tiles(N), awq_k_splits(K));
-  const auto kernel = prologue == prologue_none ? awq_matvec_kernel<NT, false> : awq_matvec_kernel<NT, true>;
+                int prologue, const float* norm_w, float eps, int k_per_warp = 0) {
+  const int ks = awq_k_per_warp(K, group, prologue, k_per_warp);
+  const dim3 grid(awq_col_tiles(N), awq_k_splits(K, ks));
+  const auto kernel = ks == 64 ? (prologue == prologue_none ? awq_matvec_kernel<NT, false, 64>
+                                                            : awq_matvec_kernel<NT, true, 64>)
+                               : (prologue == prologue_none ? awq_matvec_kernel<NT, false, 32>
+                                                            : awq_matvec_kernel<NT, true, 32>);
   launch(kernel, grid, dim3(32 * awq_warps), 0, stream, pdl, qweight, qzeros,
          scales, static_cast<int>(K), static_cast<int>(N), static_cast<int>(group), x, ldx, y,
          ldy, accumulate ? 1 : 0, ws, tickets, trigger_early ? 1 : 0, prologue, norm_w, eps);
