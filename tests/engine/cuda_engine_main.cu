@@ -1155,6 +1155,20 @@ void bench_matvec(const bandwidth& bw, ec::blas& blas) {
     dev<std::uint16_t> xh(cols);
     fill_f32(x.p, cols, 5, 1.0f);
     fill_f16(xh.p, cols, 6, 1.0f);
+    {  // the ceiling: a kernel that only streams the Q4_K matrix's bytes, in the same harness
+      const double bytes = static_cast<double>(rows * row_bytes(qtype::q4_k, cols));
+      const std::size_t copies = std::max<std::size_t>(2, static_cast<std::size_t>(4.0 * l2 / bytes) + 1);
+      std::vector<dev<std::uint8_t>> w;
+      for (std::size_t c = 0; c < copies; ++c) w.emplace_back(static_cast<std::size_t>(bytes));
+      int sms = 0;
+      QFORGE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+      const std::size_t count = std::max<std::size_t>(copies, 240) / copies * copies;
+      const double tt = time_graph([&](std::size_t i) {
+        read_kernel<<<sms * 4, 512, 0, g_stream>>>(reinterpret_cast<const float4*>(w[i % copies].p),
+                                                     static_cast<std::size_t>(bytes) / 16, y.p);
+      }, count);
+      report("stream", "read-only", rows, cols, bytes, tt, bw);
+    }
     for (qtype t : {qtype::q4_k, qtype::q6_k, qtype::q8_0, qtype::f16}) {
       const double bytes = static_cast<double>(rows * row_bytes(t, cols));
       const std::size_t copies = std::max<std::size_t>(2, static_cast<std::size_t>(4.0 * l2 / bytes) + 1);
