@@ -16,7 +16,10 @@ mkdir -p "$dep/bin" "$dep/lib" "$dep/fx/data"
 for b in bin/qforge tests/test_cuda_session bin/qforge_bench_cuda_session; do
   strip -o "$dep/bin/$(basename "$b")" "$build/$b"
 done
-[ "$stage" = tiny ] && strip -o "$dep/bin/test_cuda_matvec" "$build/tests/test_cuda_matvec"
+if [ "$stage" = tiny ]; then  # compressed: with the working tree the carry must stay under 64 MiB
+  strip -o "$dep/bin/test_cuda_matvec" "$build/tests/test_cuda_matvec"
+  xz -T2 -6 "$dep/bin/test_cuda_matvec" "$dep/bin/qforge_bench_cuda_session"
+fi
 ldd "$dep"/bin/* | grep -E 'pcre2|utf8proc|benchmark|cudart' | awk '{print $3}' | sort -u |
   while read -r l; do cp -L "$l" "$dep/lib/"; done
 cp "$fx/data/eval.jsonl" "$fx/data/calibration.jsonl" "$dep/fx/data/"
