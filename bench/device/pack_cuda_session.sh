@@ -16,10 +16,7 @@ mkdir -p "$dep/bin" "$dep/lib" "$dep/fx/data"
 for b in bin/qforge tests/test_cuda_session bin/qforge_bench_cuda_session; do
   strip -o "$dep/bin/$(basename "$b")" "$build/$b"
 done
-if [ "$stage" = tiny ]; then  # compressed: with the working tree the carry must stay under 64 MiB
-  strip -o "$dep/bin/test_cuda_matvec" "$build/tests/test_cuda_matvec"
-  xz -T2 -6 "$dep/bin/test_cuda_matvec" "$dep/bin/qforge_bench_cuda_session"
-fi
+[ "$stage" = tiny ] && strip -o "$dep/bin/test_cuda_matvec" "$build/tests/test_cuda_matvec"
 ldd "$dep"/bin/* | grep -E 'pcre2|utf8proc|benchmark|cudart' | awk '{print $3}' | sort -u |
   while read -r l; do cp -L "$l" "$dep/lib/"; done
 cp "$fx/data/eval.jsonl" "$fx/data/calibration.jsonl" "$dep/fx/data/"
@@ -37,5 +34,8 @@ else
   rm "$dep/bin/qforge_bench_cuda_session"
   xz -T2 -6 "$dep/bin/qforge" "$dep/bin/test_cuda_session" "$dep/fx/models/small-llama/model.safetensors" \
     "$dep/fx/models/small-llama/reference_logits.safetensors"
+fi
+if [ "$stage" = tiny ]; then  # compressed: with the working tree the carry must stay under 64 MiB
+  xz -T2 -6 "$dep/bin/test_cuda_matvec" "$dep/bin/qforge_bench_cuda_session"
 fi
 du -sh "$dep"
