@@ -153,21 +153,20 @@ void matvec(quant::qtype type, const void* w, std::size_t rows, std::size_t cols
   const pro_args p = check_prologue("cuda matvec", pre, cols, ldx);
   const std::size_t row_bytes = cols / tr->block_elems * tr->block_bytes;
   const auto* wb = static_cast<const std::uint8_t*>(w);
+  const auto run = [&](auto unit) {
+    run_blocks<typename decltype(unit)::type>(wb, row_bytes, rows, cols, x, ldx, tokens, y, ldy,
+                                              accumulate, opts, p);
+  };
+  const bool int8 = tokens == 1 && opts.int8_activations;  // single tokens: the CPU decode's codes
   switch (type) {
     case qtype::q4_k:
-      if (tokens == 1 && opts.int8_activations)
-        run_blocks<q4_k_q8_unit>(wb, row_bytes, rows, cols, x, ldx, tokens, y, ldy, accumulate, opts, p);
-      else
-        run_blocks<q4_k_unit>(wb, row_bytes, rows, cols, x, ldx, tokens, y, ldy, accumulate, opts, p);
+      int8 ? run(std::type_identity<q4_k_q8_unit>{}) : run(std::type_identity<q4_k_unit>{});
       break;
     case qtype::q6_k:
-      if (tokens == 1 && opts.int8_activations)
-        run_blocks<q6_k_q8_unit>(wb, row_bytes, rows, cols, x, ldx, tokens, y, ldy, accumulate, opts, p);
-      else
-        run_blocks<q6_k_unit>(wb, row_bytes, rows, cols, x, ldx, tokens, y, ldy, accumulate, opts, p);
+      int8 ? run(std::type_identity<q6_k_q8_unit>{}) : run(std::type_identity<q6_k_unit>{});
       break;
-    case qtype::q8_0: run_blocks<q8_0_unit>(wb, row_bytes, rows, cols, x, ldx, tokens, y, ldy, accumulate, opts, p); break;
-    default: run_blocks<f16_unit>(wb, row_bytes, rows, cols, x, ldx, tokens, y, ldy, accumulate, opts, p); break;
+    case qtype::q8_0: run(std::type_identity<q8_0_unit>{}); break;
+    default: run(std::type_identity<f16_unit>{}); break;
   }
 }
 

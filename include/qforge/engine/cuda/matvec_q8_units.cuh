@@ -22,15 +22,21 @@ struct q8_tile {
   const int* bsum;        // code sums per 16 values
 };
 
-struct q4_k_q8_unit {
+// What an 8-bit unit shares with the float unit of its type (block bytes, loads) and with the other
+// 8-bit units: the code layout. 16 bytes of padding per 64 codes put the lanes' 16-byte reads on
+// distinct bank groups (Q4_K: lane l's unit at 80 l bytes; Q6_K: lanes 0..7 on 8 groups), 4
+// wavefronts per warp read, the minimum.
+template <class FloatUnit>
+struct q8_unit_base {
   static constexpr bool int8_x = true;
-  static constexpr int block_bytes = q4_k_unit::block_bytes;
-  static constexpr const char* name = "q4_K matvec (int8 x)";
-  // Unit u reads the 64 code bytes at 64u: 16 bytes of padding per 64 put lane l's 16-byte reads
-  // 80 l bytes apart, 4 wavefronts per warp read (the minimum).
+  static constexpr int block_bytes = FloatUnit::block_bytes;
   __host__ __device__ static constexpr int padded(int c) noexcept { return c + (c >> 6) * 16; }
-  using raw = q4_k_unit::raw;
-  __device__ static raw load(const std::uint8_t* row, int u) noexcept { return q4_k_unit::load(row, u); }
+  using raw = typename FloatUnit::raw;
+  __device__ static raw load(const std::uint8_t* row, int u) noexcept { return FloatUnit::load(row, u); }
+};
+
+struct q4_k_q8_unit : q8_unit_base<q4_k_unit> {
+  static constexpr const char* name = "q4_K matvec (int8 x)";
   template <int R, int NT>
   __device__ static void dot(const raw (&w)[R], int u, const q8_tile& x, float (&acc)[R][NT]) noexcept {
     static_assert(NT == 1, "8-bit activations serve single tokens (the CPU engine's decode)");
@@ -72,15 +78,8 @@ struct q4_k_q8_unit {
 
 // --- Q6_K with 8-bit activations (single tokens): q6_k_unit's 64 weights per unit, four groups
 // of 16 with their own int8 scale; sum((q - 32) a) = dp4a sums - 32 * (the group's code sum).
-struct q6_k_q8_unit {
-  static constexpr bool int8_x = true;
-  static constexpr int block_bytes = q6_k_unit::block_bytes;
+struct q6_k_q8_unit : q8_unit_base<q6_k_unit> {
   static constexpr const char* name = "q6_K matvec (int8 x)";
-  // Unit (b, h, g) reads 16 code bytes at 256b + 128h + 16g + 32p: lanes 0..7 land on 8 distinct
-  // 16-byte bank groups with 16 bytes of padding per 64.
-  __host__ __device__ static constexpr int padded(int c) noexcept { return c + (c >> 6) * 16; }
-  using raw = q6_k_unit::raw;
-  __device__ static raw load(const std::uint8_t* row, int u) noexcept { return q6_k_unit::load(row, u); }
   template <int R, int NT>
   __device__ static void dot(const raw (&w)[R], int u, const q8_tile& x, float (&acc)[R][NT]) noexcept {
     static_assert(NT == 1, "8-bit activations serve single tokens (the CPU engine's decode)");
