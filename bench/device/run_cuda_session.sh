@@ -84,6 +84,33 @@ if [ "$stage" = tiny ]; then
   fi
   QFORGE_BENCH_DIR=${QFORGE_BENCH_DIR:-/dev/shm} timeout 420 "$dep/bin/qforge_bench_cuda_session" 2>&1 |
     tee "$out/bench_7b.txt"
+elif [ "$stage" = awq ]; then
+  # The AWQ search on the GPU: its test against the CPU backend on the fixtures, then a 7B-shaped
+  # checkpoint with random weights (LAYERS of them, default 32) over 128 x 512 calibration tokens,
+  # timed end to end with the GPU memory sampled beside it.
+  timeout "${TEST_TIMEOUT:-400}" "$dep/bin/test_awq_cuda_backend" -d yes > "$work/test_awq.txt" 2>&1
+  status=$?
+  cut -c1-300 "$work/test_awq.txt" > "$out/test_awq.txt"  # failed vector checks print whole vectors
+  grep -E "done|compare_backends|cuda backend vs cpu|AWQ of tiny-llama|FAILED|with expansion|s: awq|test cases|assertions" \
+    -A1 "$out/test_awq.txt" | head -60
+  if [ -z "${QFORGE_SKIP_7B:-}" ]; then
+    m=/dev/shm/awq7b
+    python3 bench/device/make_random_llama.py "$m" --layers "${LAYERS:-32}" \
+      --tokenizer-from examples/models/tiny-llama --texts "$eval_docs" --calib-out "$m.calib.jsonl" \
+      2>&1 | tail -2
+    nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 250 > "$work/mem.txt" &
+    smi=$!
+    tm=()
+    [ -x /usr/bin/time ] && tm=(/usr/bin/time -v)
+    "${tm[@]}" "$q" awq "$m" --calib "$m.calib.jsonl" --samples 100000 --block-len 512 --max-seq-len 4096 \
+      --device cuda --cuda-math "${CUDA_MATH:-f16}" -o /dev/shm/awq7b-out --force \
+      > "$out/awq7b.txt" 2> "$out/awq7b.err"
+    echo "qforge awq rc $?" >> "$out/awq7b.txt"
+    kill "$smi"
+    echo "nvidia-smi peak memory.used MiB: $(sort -n "$work/mem.txt" | tail -1)" | tee -a "$out/awq7b.txt"
+    grep -E "calibration:|Elapsed|Maximum resident" "$out/awq7b.err" | tee -a "$out/awq7b.txt"
+    tail -5 "$out/awq7b.txt"
+  fi
 else
   timeout 200 "$dep/bin/test_cuda_session" -s \
     "cuda session: fixture logits*,cuda session: f16*,cuda session: measurements*" \

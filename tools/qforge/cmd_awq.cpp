@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // qforge awq MODEL_DIR --calib FILE -o OUT_DIR [--group 128] [--samples 128] [--max-seq-len 2048]
-// [--block-len N] [--threads N] [--imatrix-out FILE]: activation-aware 4-bit quantization into an
+// [--block-len N] [--threads N] [--imatrix-out FILE] [--device cpu|cuda]: activation-aware 4-bit quantization into an
 // AutoAWQ GEMM checkpoint (awq/quantize_model.hpp), optionally with llama.cpp's importance matrix
 // of the same calibration pass. The calibration prompts' token-length distribution and any warning
 // about it go to stderr before the work starts, then one progress line per block, then the fp16
@@ -21,7 +21,7 @@ namespace qforge::cli {
 namespace {
 
 struct awq_args {
-  std::string model, calib, out, imatrix_out;
+  std::string model, calib, out, imatrix_out, device = "cpu", cuda_math = "f16";
   std::size_t group = 128, samples = 128, max_seq_len = 2048, block_len = 0;
   int threads = 0, grid = 20;
   bool quiet = false, force = false, no_clip = false, rtn = false;
@@ -57,6 +57,10 @@ void run_awq(const awq_args& a) {
   o.gqa_o_scaling = a.gqa_o;
   o.skip_first_token = a.skip_first;
   o.overwrite = a.force;
+  o.device = a.device == "cuda" ? awq::awq_options::backend::cuda : awq::awq_options::backend::cpu;
+  o.cuda.dense = a.cuda_math == "f32"    ? awq::cuda_backend_options::math::f32
+                 : a.cuda_math == "tf32" ? awq::cuda_backend_options::math::tf32
+                                         : awq::cuda_backend_options::math::f16;
   o.imatrix_out = a.imatrix_out;
   o.imatrix_dataset = a.calib;
   progress bar(!a.quiet);
@@ -71,16 +75,23 @@ void run_awq(const awq_args& a) {
     std::snprintf(b, sizeof b, "%.2f ", g.alpha);
     return std::string(b);
   };
-  std::printf("block  scale ratio: qkv   o     gate-up down   (rtn: s = 1 won)   seconds\n");
+  std::printf("block  scale ratio: qkv   o     gate-up down   (rtn: s = 1 won)   seconds  "
+              "(load capture qkv o gate-up down fold+clip emit)\n");
   for (std::size_t i = 0; i < r.blocks.size(); ++i) {
     const auto& b = r.blocks[i];
-    std::printf("%5zu               %s %s %s %s                     %.2f\n", i,
-                alpha(b.qkv).c_str(), alpha(b.o).c_str(), alpha(b.gate_up).c_str(),
-                alpha(b.down).c_str(), b.seconds);
+    const auto& t = b.phases;
+    std::printf("%5zu               %s %s %s %s                     %6.2f   (%.2f %.2f %.2f %.2f "
+                "%.2f %.2f %.2f %.2f)\n",
+                i, alpha(b.qkv).c_str(), alpha(b.o).c_str(), alpha(b.gate_up).c_str(),
+                alpha(b.down).c_str(), b.seconds, t.load, t.capture, t.qkv, t.o, t.gate_up,
+                t.down, t.fold_clip, t.emit);
   }
   for (const auto& w : r.warnings) std::fprintf(stderr, "qforge: warning: %s\n", w.c_str());
   std::printf("%s: AWQ w4 g%zu, %zu calibration tokens, %.2f s\n", a.out.c_str(), a.group,
               r.tokens, r.seconds);
+  if (r.device_peak_bytes != 0)
+    std::printf("%s: peak CUDA memory of the search %.2f GiB\n", a.out.c_str(),
+                static_cast<double>(r.device_peak_bytes) / (1024.0 * 1024.0 * 1024.0));
   if (!a.imatrix_out.empty())
     std::printf("%s: importance matrix of %zu calibration tokens (GGUF imatrix)\n",
                 a.imatrix_out.c_str(), r.tokens);
@@ -136,6 +147,13 @@ void register_awq(CLI::App& app) {
   cmd->add_option("--imatrix-out", a->imatrix_out,
                   "Also write llama.cpp's importance matrix (GGUF imatrix) of the calibration "
                   "pass, for `qforge quantize --imatrix`");
+  cmd->add_option("--device", a->device, "Where the search runs: cpu (threads) or cuda")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->capture_default_str();
+  cmd->add_option("--cuda-math", a->cuda_math,
+                  "Precision of the CUDA products: f16 (AutoAWQ's), tf32, or f32 (the CPU's)")
+      ->check(CLI::IsMember({"f16", "tf32", "f32"}))
+      ->capture_default_str();
   cmd->add_flag("--force", a->force, "Replace an existing output folder");
   cmd->add_flag("-q,--quiet", a->quiet, "No progress on stderr");
   cmd->callback([a] { run_awq(*a); });

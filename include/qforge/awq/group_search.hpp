@@ -11,6 +11,7 @@
 // are the same bits on every CPU backend and thread count.
 #pragma once
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "qforge/awq/block.hpp"
+#include "qforge/awq/cuda/backend.hpp"
 #include "qforge/core/fp16.hpp"
 #include "qforge/engine/matmul.hpp"
 #include "qforge/format/safetensors/reader.hpp"
@@ -39,6 +41,11 @@ struct awq_options {
   bool rtn_candidate = false;         // s = 1 competes with the grid
   bool gqa_o_scaling = false;         // scale o through v under GQA too (one scale per v row)
   bool skip_first_token = false;      // leave each sequence's first token out of stats / losses
+  // Where the search runs: the CPU (the caller's thread pool) or a CUDA device (awq/cuda/backend.hpp:
+  // products in cuda.dense precision; a near-tie choice may differ from the CPU's).
+  enum class backend { cpu, cuda };
+  backend device = backend::cpu;
+  cuda_backend_options cuda;
   std::uint64_t max_shard_bytes = std::uint64_t{5} << 30;
   bool overwrite = false;
   // When not empty: write the importance matrix of the calibration pass there (awq/imatrix.hpp),
@@ -62,6 +69,12 @@ struct group_report {
 struct block_report {
   group_report qkv, o, gate_up, down;
   double seconds = 0;
+  // Where the block's time went (wall seconds; a backend's queued work counts where it is waited
+  // for): loading and uploading weights, the capturing forward with its statistics, each group's
+  // search, folding with clipping, quantizing and packing with the next block's input.
+  struct {
+    double load = 0, capture = 0, qkv = 0, o = 0, gate_up = 0, down = 0, fold_clip = 0, emit = 0;
+  } phases;
 };
 
 struct awq_result {
@@ -69,12 +82,13 @@ struct awq_result {
   std::vector<std::string> warnings;  // fp16 guard: rejected candidates, fallbacks to s = 1
   std::size_t tokens = 0;
   double seconds = 0;
+  std::size_t device_peak_bytes = 0;  // CUDA: the most device memory the search held at once
 };
 
 namespace detail {
 
 inline linear_f32 load_linear(const format::safetensors::checkpoint& c, const std::string& base,
-                              std::size_t out, std::size_t in) {
+                              std::size_t out, std::size_t in, engine::thread_pool& pool) {
   const auto v = c.view(base + ".weight");
   const auto s = v.shape();
   if (s.size() != 2 || s[0] != out || s[1] != in)
@@ -84,15 +98,28 @@ inline linear_f32 load_linear(const format::safetensors::checkpoint& c, const st
   linear_f32 l;
   l.name = base;
   l.out = out, l.in = in;
-  l.w = v.to_f32();
+  l.w.resize(out * in);
+  v.to_f32(std::span<float>(l.w.data(), 0), 0);  // throws here, not on a worker, if not float
   if (c.contains(base + ".bias")) l.bias = c.view(base + ".bias").to_f32();
-  for (std::size_t i = 0; i < l.w.size(); ++i)  // a BF16 / F32 source may hold what fp16 cannot
-    if (!(std::fabs(l.w[i]) <= 65504.0f))
-      throw error(error::kind::unsupported, c.path(),
-                  cat("tensor '", base, ".weight': element ", i, " = ", l.w[i],
-                      " is outside fp16, the dtype of an AWQ checkpoint"));
-  // The search runs on the fp16 model AutoAWQ would see (a BF16 source is rounded once here).
-  for (auto& x : l.w) x = quant::awq::half(x);
+  // A BF16 / F32 source may hold what fp16 cannot; an F16 one may hold inf or NaN.
+  std::atomic<std::size_t> bad{l.w.size()};
+  const bool round = v.type() != format::safetensors::dtype::f16;
+  pool.parallel_for(out, 16, [&](std::size_t b, std::size_t e) {
+    v.to_f32(std::span<float>(l.w.data() + b * in, (e - b) * in), b * in);
+    for (std::size_t i = b * in; i < e * in; ++i) {
+      if (!(std::fabs(l.w[i]) <= 65504.0f)) {
+        for (auto cur = bad.load(); i < cur && !bad.compare_exchange_weak(cur, i);) {
+        }
+        return;
+      }
+      // The search runs on the fp16 model AutoAWQ would see (a BF16 source is rounded once here).
+      if (round) l.w[i] = quant::awq::half(l.w[i]);
+    }
+  });
+  if (const std::size_t i = bad.load(); i < l.w.size())
+    throw error(error::kind::unsupported, c.path(),
+                cat("tensor '", base, ".weight': element ", i, " = ", l.w[i],
+                    " is outside fp16, the dtype of an AWQ checkpoint"));
   return l;
 }
 
@@ -239,6 +266,65 @@ inline std::string weight_overflow(std::span<const linear_f32* const> ls,
   return "";
 }
 
+// weight_overflow in O(in + rows) per candidate where nothing is near fp16's edge. Rounding is
+// monotonic and s > 0, so fl(colmax * s) bounds every |W * s| of a column, 2x its maximum bounds
+// every group range, and fl(rowmax / row_s) every folded value of a row: a candidate inside
+// those bounds passes the full scan, any other gets the full scan (and its message). The bounds
+// are computed once per group of linears; `ls` and `divided` must outlive the guard.
+class weight_guard {
+ public:
+  // divided_rows: the rows of the divided matrix (0 when it is a vector).
+  weight_guard(std::span<const linear_f32* const> ls, std::size_t group,
+               std::span<const float> divided, std::size_t divided_rows, std::string divided_name,
+               engine::thread_pool& pool)
+      : ls_(ls.begin(), ls.end()), group_(group), divided_(divided),
+        vector_(divided_rows == 0), name_(std::move(divided_name)) {
+    const std::size_t in = ls_.front()->in;
+    col_max_.assign(in, 0.0f);
+    pool.parallel_for(in, 256, [&](std::size_t b, std::size_t e) {
+      for (const auto* l : ls_)
+        for (std::size_t r = 0; r < l->out; ++r)
+          for (std::size_t k = b; k < e; ++k)
+            col_max_[k] = std::max(col_max_[k], std::fabs(l->w[r * in + k]));
+    });
+    if (!vector_) {
+      const std::size_t rows = divided_rows, n = divided_.size() / rows;
+      row_max_.assign(rows, 0.0f);
+      pool.parallel_for(rows, 16, [&](std::size_t b, std::size_t e) {
+        for (std::size_t r = b; r < e; ++r)
+          for (std::size_t k = 0; k < n; ++k)
+            row_max_[r] = std::max(row_max_[r], std::fabs(divided_[r * n + k]));
+      });
+    }
+  }
+
+  // As weight_overflow(ls, s, group, divided, ...) with row_s the divided matrix's row scales
+  // (empty: s).
+  [[nodiscard]] std::string operator()(const std::vector<float>& s,
+                                       const std::vector<float>& row_s = {}) const {
+    float m = 0;
+    for (std::size_t k = 0; k < s.size(); ++k) m = std::max(m, col_max_[k] * s[k]);
+    bool inside = 2.0f * m < fp16_limit;
+    if (vector_) {
+      for (std::size_t k = 0; inside && k < s.size(); ++k)
+        inside = std::fabs(divided_[k] / s[k]) < fp16_limit;
+    } else {
+      const auto& rs = row_s.empty() ? s : row_s;
+      for (std::size_t r = 0; inside && r < rs.size(); ++r) inside = row_max_[r] / rs[r] < fp16_limit;
+    }
+    if (inside) return "";
+    return weight_overflow(ls_, s, group_, divided_, vector_, name_, row_s);
+  }
+
+ private:
+  std::vector<const linear_f32*> ls_;
+  std::size_t group_;
+  std::span<const float> divided_;
+  bool vector_;
+  std::string name_;
+  std::vector<float> col_max_, row_max_;
+};
+
 // The activation side of the guard: the scaled linears see x / s when served in fp16. act_max is
 // each input channel's largest |x| over the calibration tokens.
 inline std::string activation_overflow(const std::vector<float>& act_max,
@@ -312,17 +398,21 @@ inline double linear_loss(const linear_f32& w, const linear_f32& wq, const std::
   return s / static_cast<double>(out);
 }
 
-inline void scale_cols(linear_f32& l, const std::vector<float>& s) {
-  for (std::size_t r = 0; r < l.out; ++r)
-    for (std::size_t k = 0; k < l.in; ++k)
-      l.w[r * l.in + k] = quant::awq::half(l.w[r * l.in + k] * s[k]);
+inline void scale_cols(linear_f32& l, const std::vector<float>& s, engine::thread_pool& pool) {
+  pool.parallel_for(l.out, 16, [&](std::size_t b, std::size_t e) {
+    for (std::size_t r = b; r < e; ++r)
+      for (std::size_t k = 0; k < l.in; ++k)
+        l.w[r * l.in + k] = quant::awq::half(l.w[r * l.in + k] * s[k]);
+  });
 }
-inline void divide_rows(linear_f32& l, const std::vector<float>& s) {
-  for (std::size_t r = 0; r < l.out; ++r) {
-    for (std::size_t k = 0; k < l.in; ++k)
-      l.w[r * l.in + k] = quant::awq::half(l.w[r * l.in + k] / s[r]);
-    if (!l.bias.empty()) l.bias[r] /= s[r];
-  }
+inline void divide_rows(linear_f32& l, const std::vector<float>& s, engine::thread_pool& pool) {
+  pool.parallel_for(l.out, 16, [&](std::size_t b, std::size_t e) {
+    for (std::size_t r = b; r < e; ++r) {
+      for (std::size_t k = 0; k < l.in; ++k)
+        l.w[r * l.in + k] = quant::awq::half(l.w[r * l.in + k] / s[r]);
+      if (!l.bias.empty()) l.bias[r] /= s[r];
+    }
+  });
 }
 inline void divide_vec(std::vector<float>& v, const std::vector<float>& s) {
   for (std::size_t i = 0; i < v.size(); ++i) v[i] = quant::awq::half(v[i] / s[i]);

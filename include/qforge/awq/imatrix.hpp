@@ -40,6 +40,13 @@ class imatrix_accumulator {
         for (std::size_t c = b; c < e; ++c) s[c] += static_cast<double>(row[c]) * row[c];
       }
     });
+    add_sums(linears, s, rows);
+  }
+
+  // The same from per-channel sums of squares over `rows` tokens, computed elsewhere (a backend).
+  void add_sums(std::initializer_list<std::string> linears, const std::vector<double>& s,
+                std::size_t rows) {
+    const std::size_t n = s.size();
     for (const auto& name : linears) {
       auto& e = entries_[name];
       if (e.sum2.empty()) e.sum2.assign(n, 0.0);

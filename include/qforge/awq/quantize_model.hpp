@@ -20,17 +20,23 @@
 // awq_options::imatrix_out, llama.cpp's importance matrix of the same pass (awq/imatrix.hpp).
 #pragma once
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <future>
+#include <memory>
+#include <type_traits>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "qforge/awq/block.hpp"
+#include "qforge/awq/cpu_backend.hpp"
+#include "qforge/awq/cuda/backend.hpp"
 #include "qforge/awq/group_search.hpp"
 #include "qforge/awq/imatrix.hpp"
 #include "qforge/awq/calibration.hpp"
@@ -46,13 +52,38 @@
 namespace qforge::awq {
 
 
-// Quantizes model_dir with the calibration sequences and writes the AWQ folder out_dir. Throws
-// qforge::error: unsupported (architecture, a linear whose shape the group size does not divide,
-// fp16 overflow), format / io (reading the source, writing the output).
-inline awq_result quantize_model(const std::string& model_dir, const calibration_set& calib,
-                                 const std::string& out_dir, const awq_options& o,
-                                 engine::thread_pool& pool) {
-  using namespace detail;
+namespace detail {
+
+// quant::awq::quantize of a linear, its rows spread over the pool.
+inline quant::awq::quantized_matrix quantize_linear(const linear_f32& l, std::size_t group,
+                                                    const std::string& what,
+                                                    engine::thread_pool& pool) {
+  quant::awq::check_shape(l.out, l.in, group, what);
+  std::atomic<std::size_t> bad{l.out};
+  pool.parallel_for(l.out, 16, [&](std::size_t b, std::size_t e) {
+    for (std::size_t r = b; r < e; ++r)
+      if (!std::all_of(l.w.begin() + r * l.in, l.w.begin() + (r + 1) * l.in,
+                       [](float v) { return std::isfinite(v); })) {
+        for (auto cur = bad.load(); r < cur && !bad.compare_exchange_weak(cur, r);) {
+        }
+        return;
+      }
+  });
+  if (bad.load() < l.out)
+    throw error(error::kind::argument, cat(what, ": row ", bad.load(), " holds a non-finite weight"));
+  auto m = quant::awq::make_quantized(l.out, l.in, group);
+  pool.parallel_for(l.out, 16, [&](std::size_t b, std::size_t e) {
+    quant::awq::quantize_rows(l.w.data(), m, b, e);
+  });
+  return m;
+}
+
+// The whole algorithm over one backend (cpu_backend or cuda_backend): make_backend(cfg, seq_len,
+// rows) builds it once the calibration layout is known.
+template <class MakeBackend>
+awq_result quantize_with(const std::string& model_dir, const calibration_set& calib,
+                         const std::string& out_dir, const awq_options& o,
+                         engine::thread_pool& pool, MakeBackend&& make_backend) {
   using format::safetensors::dtype;
   const auto t0 = std::chrono::steady_clock::now();
   const format::safetensors::checkpoint ckpt(model_dir);
@@ -75,9 +106,9 @@ inline awq_result quantize_model(const std::string& model_dir, const calibration
   // Embeddings of the calibration tokens.
   std::vector<std::size_t> lens;
   for (const auto& s : calib.sequences) lens.push_back(s.size());
-  block_runner run(cfg, lens, pool);
-  const std::size_t N = run.tokens();
-  std::vector<float> x(N * H), y(N * H);
+  std::size_t N = 0;
+  for (auto l : lens) N += l;
+  std::vector<float> x_host(N * H);
   {
     const auto ev = ckpt.view("model.embed_tokens.weight");
     const auto qt = ev.type() == dtype::f32 ? quant::qtype::f32
@@ -88,7 +119,7 @@ inline awq_result quantize_model(const std::string& model_dir, const calibration
       for (auto id : s) {
         if (id < 0 || static_cast<std::uint32_t>(id) >= cfg.vocab)
           throw error(error::kind::argument, cat("calibration token id ", id, " outside the vocabulary"));
-        engine::lookup_row(m, static_cast<std::size_t>(id), {x.data() + t++ * H, H});
+        engine::lookup_row(m, static_cast<std::size_t>(id), {x_host.data() + t++ * H, H});
       }
   }
 
@@ -101,17 +132,13 @@ inline awq_result quantize_model(const std::string& model_dir, const calibration
       for (std::size_t i = 0; i < sq.size(); ++i, ++t)
         if (i > 0 || !o.skip_first_token) rows.push_back(t);
   }
-  const std::size_t NS = rows.size();
-  const auto gather = [&](const std::vector<float>& v, std::size_t n) {
-    std::vector<float> g(NS * n);
-    for (std::size_t i = 0; i < NS; ++i) std::copy_n(v.data() + rows[i] * n, n, g.data() + i * n);
-    return g;
-  };
-  const auto mse_rows = [&](const float* a, const float* b, std::size_t n) {
-    double acc = 0;
-    for (auto r : rows) acc += mse(a + r * n, b + r * n, n);
-    return acc / static_cast<double>(NS);
-  };
+  auto backend = make_backend(cfg, std::move(lens), std::move(rows));
+  auto& be = *backend;
+  using backend_t = std::remove_cvref_t<decltype(be)>;
+  using act_t = typename backend_t::act;
+  act_t x = be.make_act(H), y = be.make_act(H);
+  be.upload(x, x_host);
+  x_host = {};
 
   std::deque<output_tensor> outs;
   const auto emit_f16 = [&](const std::string& name, std::span<const float> v,
@@ -124,15 +151,15 @@ inline awq_result quantize_model(const std::string& model_dir, const calibration
     emit_f16(name, f, std::vector<std::uint64_t>(v.shape().begin(), v.shape().end()));
   };
   const auto emit_linear = [&](const std::string& base, const linear_f32& l,
-                               quant::awq::quantized_matrix& qm) {
-    qm = quant::awq::quantize(l.w, l.out, l.in, G, base);
+                               quant::awq::quantized_matrix& qm, engine::thread_pool& tp) {
+    qm = quantize_linear(l, G, base, tp);
     // Last line of the fp16 guard (the scale search keeps ranges in fp16): never write an inf.
     for (std::size_t i = 0; i < qm.scales.size(); ++i)
       if (!std::isfinite(fp16_to_fp32(qm.scales[i])))
         throw error(error::kind::unsupported, model_dir,
                     cat("tensor '", base, ".scales': row ", i / (l.in / G), " group ",
                         i % (l.in / G), ": the weight range overflows an fp16 scale"));
-    auto p = quant::awq::pack_gemm(qm);
+    auto p = quant::awq::pack_gemm(qm, [&](std::size_t n, auto&& fn) { tp.parallel_for(n, 64, fn); });
     outs.push_back({base + ".qweight", dtype::i32, {l.in, l.out / 8}, as_bytes_vec(p.qweight)});
     outs.push_back({base + ".qzeros", dtype::i32, {l.in / G, l.out / 8}, as_bytes_vec(p.qzeros)});
     outs.push_back({base + ".scales", dtype::f16, {l.in / G, l.out}, as_bytes_vec(p.scales)});
@@ -166,21 +193,25 @@ inline awq_result quantize_model(const std::string& model_dir, const calibration
                                    ": beyond fp16 unscaled, fp16 serving overflows here anyway"));
   };
   res.tokens = N;
-  std::vector<float> xn1(N * H), xn2(N * H), att(N * QD), o_out(N * H), hmid(N * H), act(N * F),
-      d_out(N * H), tmp(N * std::max(H, F)), tmp2(o.block_loss ? N * H : 0),
-      tmp3(o.block_loss ? N * H : 0);
-  for (std::size_t li = 0; li < cfg.n_layers; ++li) {
-    const auto tb = std::chrono::steady_clock::now();
-    if (o.progress) o.progress(li, cfg.n_layers, false);
+  act_t xn1 = be.make_act(H), xn2 = be.make_act(H), att = be.make_act(QD), o_out = be.make_act(H),
+        hmid = be.make_act(H), act = be.make_act(F), d_out = be.make_act(H), tmp = be.make_act(H),
+        tmp2 = be.make_act(o.block_loss ? H : 0), tmp3 = be.make_act(o.block_loss ? H : 0);
+  // Host work overlaps the backend's: the next block's weights load while this block is searched,
+  // and a finished block is quantized and packed while the next one is (each on its own pool: a
+  // pool serves one caller at a time). The futures are declared after everything their tasks
+  // touch, so an exception unwinding this function waits for them first.
+  const int side = std::max(1, static_cast<int>(pool.size()) / 4);
+  engine::thread_pool load_pool(side), emit_pool(side);
+  const auto load_block = [&](std::size_t li) {
     const std::string p = cat("model.layers.", li, ".");
     block_weights b;
-    b.q = load_linear(ckpt, p + "self_attn.q_proj", QD, H);
-    b.k = load_linear(ckpt, p + "self_attn.k_proj", KVD, H);
-    b.v = load_linear(ckpt, p + "self_attn.v_proj", KVD, H);
-    b.o = load_linear(ckpt, p + "self_attn.o_proj", H, QD);
-    b.gate = load_linear(ckpt, p + "mlp.gate_proj", F, H);
-    b.up = load_linear(ckpt, p + "mlp.up_proj", F, H);
-    b.down = load_linear(ckpt, p + "mlp.down_proj", H, F);
+    b.q = load_linear(ckpt, p + "self_attn.q_proj", QD, H, load_pool);
+    b.k = load_linear(ckpt, p + "self_attn.k_proj", KVD, H, load_pool);
+    b.v = load_linear(ckpt, p + "self_attn.v_proj", KVD, H, load_pool);
+    b.o = load_linear(ckpt, p + "self_attn.o_proj", H, QD, load_pool);
+    b.gate = load_linear(ckpt, p + "mlp.gate_proj", F, H, load_pool);
+    b.up = load_linear(ckpt, p + "mlp.up_proj", F, H, load_pool);
+    b.down = load_linear(ckpt, p + "mlp.down_proj", H, F, load_pool);
     b.attn_norm = ckpt.view(p + "input_layernorm.weight").to_f32();
     b.ffn_norm = ckpt.view(p + "post_attention_layernorm.weight").to_f32();
     if (cfg.qk_norm) {
@@ -189,27 +220,71 @@ inline awq_result quantize_model(const std::string& model_dir, const calibration
     }
     for (auto* v : {&b.attn_norm, &b.ffn_norm})
       for (auto& w : *v) w = quant::awq::half(w);
+    return b;
+  };
+  const std::pair<linear_f32 block_weights::*, const char*> linears[] = {
+      {&block_weights::q, "self_attn.q_proj"}, {&block_weights::k, "self_attn.k_proj"},
+      {&block_weights::v, "self_attn.v_proj"}, {&block_weights::o, "self_attn.o_proj"},
+      {&block_weights::gate, "mlp.gate_proj"}, {&block_weights::up, "mlp.up_proj"},
+      {&block_weights::down, "mlp.down_proj"}};
+  // Appends block li's tensors to outs; bq, when given, receives the block as quantized.
+  const auto emit_block = [&](std::size_t li, const block_weights& b, block_weights* bq,
+                              engine::thread_pool& tp) {
+    const std::string p = cat("model.layers.", li, ".");
+    quant::awq::quantized_matrix qm;
+    emit_f16(p + "input_layernorm.weight", b.attn_norm, {H});
+    for (const auto& [member, name] : linears) {
+      emit_linear(p + name, b.*member, qm, tp);
+      if (bq != nullptr) {
+        bq->*member = b.*member;
+        (bq->*member).w = quant::awq::dequantize(qm);
+      }
+    }
+    emit_f16(p + "post_attention_layernorm.weight", b.ffn_norm, {H});
+    if (cfg.qk_norm) {
+      emit_f16(p + "self_attn.q_norm.weight", b.q_norm, {cfg.head_dim});
+      emit_f16(p + "self_attn.k_norm.weight", b.k_norm, {cfg.head_dim});
+    }
+  };
+  std::future<block_weights> loading = std::async(std::launch::async, load_block, 0);
+  std::future<void> emitting;
+  for (std::size_t li = 0; li < cfg.n_layers; ++li) {
+    const auto tb = std::chrono::steady_clock::now();
+    auto tp = tb;
+    block_report rep;
+    const auto lap = [&](double& phase) {
+      const auto now = std::chrono::steady_clock::now();
+      phase = std::chrono::duration<double>(now - tp).count();
+      tp = now;
+    };
+    if (o.progress) o.progress(li, cfg.n_layers, false);
+    const std::string p = cat("model.layers.", li, ".");
+    block_weights b = loading.get();
+    if (li + 1 < cfg.n_layers) loading = std::async(std::launch::async, load_block, li + 1);
+    be.set_qk_norms(b.q_norm, b.k_norm);
+    // The unscaled linears as the backend's products take them.
+    const auto dq = be.upload(b.q), dk = be.upload(b.k), dv = be.upload(b.v), dO = be.upload(b.o),
+               dg = be.upload(b.gate), du = be.upload(b.up), dd = be.upload(b.down);
+    lap(rep.phases.load);
 
     // (1) Unquantized forward, capturing every group's input and inspected output.
-    run.norm(x.data(), b.attn_norm, xn1.data());
-    run.self_attn(b.q, b.k, b.v, b.o, b, xn1.data(), o_out.data(), att.data());
-    for (std::size_t i = 0; i < N * H; ++i) hmid[i] = x[i] + o_out[i];
-    run.norm(hmid.data(), b.ffn_norm, xn2.data());
-    run.mlp(b.gate, b.up, b.down, xn2.data(), d_out.data(), act.data());
+    be.norm(x, b.attn_norm, xn1);
+    be.self_attn(dq, dk, dv, dO, xn1, o_out, &att);
+    be.add(x, o_out, hmid);
+    be.norm(hmid, b.ffn_norm, xn2);
+    be.mlp(dg, du, dd, xn2, d_out, &act);
     if (!o.imatrix_out.empty()) {
-      imat.add({p + "self_attn.q_proj", p + "self_attn.k_proj", p + "self_attn.v_proj"},
-               xn1.data(), N, H, pool);
-      imat.add({p + "self_attn.o_proj"}, att.data(), N, QD, pool);
-      imat.add({p + "mlp.gate_proj", p + "mlp.up_proj"}, xn2.data(), N, H, pool);
-      imat.add({p + "mlp.down_proj"}, act.data(), N, F, pool);
+      imat.add_sums({p + "self_attn.q_proj", p + "self_attn.k_proj", p + "self_attn.v_proj"},
+                    be.channel_sq_sum(xn1), N);
+      imat.add_sums({p + "self_attn.o_proj"}, be.channel_sq_sum(att), N);
+      imat.add_sums({p + "mlp.gate_proj", p + "mlp.up_proj"}, be.channel_sq_sum(xn2), N);
+      imat.add_sums({p + "mlp.down_proj"}, be.channel_sq_sum(act), N);
     }
 
-    if (o.block_loss)
-      for (std::size_t i = 0; i < N * H; ++i) y[i] = hmid[i] + d_out[i];
+    if (o.block_loss) be.add(hmid, d_out, y);
     // (2) Scale searches, all on the unmodified block (as AutoAWQ). Input covariances (diagonal
     // group blocks; full for o and down, whose loss they give exactly) serve the clip search, and
     // with clip_in_search every candidate is judged as it would be quantized: scaled, clipped.
-    block_report rep;
     const bool cis = o.clip && o.clip_in_search;
     // AutoAWQ scales o through v only when their shapes match (no GQA). With GQA, o's input
     // channel (head h, dim d) comes from v's row (h / heads_per_kv, d), so one scale per v row,
@@ -231,17 +306,17 @@ inline awq_result quantize_model(const std::string& model_dir, const calibration
       }
       return so;
     };
-    const std::vector<float> ones_h(H, 1.0f), ones_qd(QD, 1.0f), ones_f(F, 1.0f);
-    const auto g1 = gather(xn1, H), g2 = gather(xn2, H), ga = gather(att, QD), gd = gather(act, F);
-    const auto cov1 = group_covariance(g1.data(), NS, H, G, ones_h, pool);
-    const auto cov2 = group_covariance(g2.data(), NS, H, G, ones_h, pool);
-    const auto cov_o = scale_o ? covariance(ga.data(), NS, QD, pool) : std::vector<float>{};
-    const auto cov_d = covariance(gd.data(), NS, F, pool);
-    const auto cov_ob = scale_o ? blocks_of(cov_o, QD, G, ones_qd)
-                                : group_covariance(ga.data(), NS, QD, G, ones_qd, pool);
-    const auto cov_db = blocks_of(cov_d, F, G, ones_f);
-    const auto am1 = channel_abs_max(g1.data(), NS, H), am2 = channel_abs_max(g2.data(), NS, H),
-               amo = channel_abs_max(ga.data(), NS, QD), amd = channel_abs_max(gd.data(), NS, F);
+    const auto cov1 = be.group_covariance(xn1, G);
+    const auto cov2 = be.group_covariance(xn2, G);
+    typename backend_t::cov cov_o;
+    if (scale_o) cov_o = be.covariance(att);
+    const auto cov_d = be.covariance(act);
+    const auto cov_ob = scale_o ? be.cov_blocks(cov_o, G) : be.group_covariance(att, G);
+    const auto cov_db = be.cov_blocks(cov_d, G);
+    const auto am1 = be.channel_abs_max(xn1), am2 = be.channel_abs_max(xn2),
+               amo = be.channel_abs_max(att), amd = be.channel_abs_max(act);
+    lap(rep.phases.capture);
+    const auto for_groups = [&](std::size_t n, auto&& fn) { pool.parallel_for(n, 1, fn); };
     // A candidate is searched only when its folding stays in fp16 and so do the calibration
     // activations the scaled linears then see.
     const auto guarded = [](const auto& weights_at, const std::vector<float>& act_max,
@@ -255,132 +330,126 @@ inline awq_result quantize_model(const std::string& model_dir, const calibration
     {
       const std::span<const float> ws[] = {b.q.w, b.k.w, b.v.w};
       const linear_f32* ls[] = {&b.q, &b.k, &b.v};
-      const auto qkv_w = [&](const std::vector<float>& s) {
-        return weight_overflow(ls, s, G, b.attn_norm, true, p + "input_layernorm.weight");
-      };
+      const weight_guard guard(ls, G, b.attn_norm, 0, p + "input_layernorm.weight", pool);
+      const auto qkv_w = [&](const std::vector<float>& s) { return guard(s); };
       s_qkv = pick(
-          candidates(quant::awq::channel_abs_mean(g1.data(), NS, H),
-                     quant::awq::weight_abs_mean(ws, H, G), o),
+          candidates(be.channel_abs_mean(xn1), quant::awq::weight_abs_mean(ws, H, G, for_groups), o),
           [&](const std::vector<float>& s) {
             const auto cv = cis ? rescale_blocks(cov1, H, G, s) : std::vector<float>{};
-            const auto q = fake_quant(b.q, s, G, pool), k = fake_quant(b.k, s, G, pool),
-                       v = fake_quant(b.v, s, G, pool, cis ? &cv : nullptr);
-            run.self_attn(q, k, v, b.o, b, xn1.data(), tmp.data());
-            if (!o.block_loss) return mse_rows(tmp.data(), o_out.data(), H);
+            const auto q = be.fake_quant(dq, s, G), k = be.fake_quant(dk, s, G),
+                       v = be.fake_quant(dv, s, G, cis ? &cv : nullptr);
+            be.self_attn(q, k, v, dO, xn1, tmp);
+            if (!o.block_loss) return be.mse_rows(tmp, o_out);
             // The whole block's output: the MLP's response to the attention error counts too.
-            for (std::size_t i = 0; i < N * H; ++i) tmp[i] += x[i];
-            run.norm(tmp.data(), b.ffn_norm, tmp2.data());
-            run.mlp(b.gate, b.up, b.down, tmp2.data(), tmp3.data());
-            for (std::size_t i = 0; i < N * H; ++i) tmp[i] += tmp3[i];
-            return mse_rows(tmp.data(), y.data(), H);
+            be.add(tmp, x, tmp);
+            be.norm(tmp, b.ffn_norm, tmp2);
+            be.mlp(dg, du, dd, tmp2, tmp3);
+            be.add(tmp, tmp3, tmp);
+            return be.mse_rows(tmp, y);
           },
           guarded(qkv_w, am1, p + "self_attn.q/k/v_proj input"), rep.qkv);
       settle(li, "q/k/v", rep.qkv, qkv_w, am1);
+      lap(rep.phases.qkv);
     }
     std::vector<float> s_o(QD, 1.0f);
     if (scale_o) {
       const std::span<const float> ws[] = {b.o.w};
       const linear_f32* ls[] = {&b.o};
-      const auto o_w = [&](const std::vector<float>& s) {
-        return weight_overflow(ls, s, G, b.v.w, false, p + "self_attn.v_proj.weight", v_rows_of(s));
-      };
-      auto cands = candidates(quant::awq::channel_abs_mean(ga.data(), NS, QD),
-                              quant::awq::weight_abs_mean(ws, QD, G), o);
+      const weight_guard guard(ls, G, b.v.w, b.v.out, p + "self_attn.v_proj.weight", pool);
+      const auto o_w = [&](const std::vector<float>& s) { return guard(s, v_rows_of(s)); };
+      auto cands = candidates(be.channel_abs_mean(att), quant::awq::weight_abs_mean(ws, QD, G, for_groups), o);
       for (auto& c : cands) c.s = tie(std::move(c.s));
       s_o = pick(
           cands,
           [&](const std::vector<float>& s) {
             const auto cv = cis ? rescale_blocks(cov_ob, QD, G, s) : std::vector<float>{};
-            return linear_loss(b.o, fake_quant(b.o, s, G, pool, cis ? &cv : nullptr), cov_o, pool);
+            return be.linear_loss(dO, be.fake_quant(dO, s, G, cis ? &cv : nullptr), cov_o);
           },
           guarded(o_w, amo, p + "self_attn.o_proj input"), rep.o);
       settle(li, "o", rep.o, o_w, amo);
+      lap(rep.phases.o);
     }
     std::vector<float> s_gu;
     {
       const std::span<const float> ws[] = {b.gate.w, b.up.w};
       const linear_f32* ls[] = {&b.gate, &b.up};
-      const auto gu_w = [&](const std::vector<float>& s) {
-        return weight_overflow(ls, s, G, b.ffn_norm, true, p + "post_attention_layernorm.weight");
-      };
+      const weight_guard guard(ls, G, b.ffn_norm, 0, p + "post_attention_layernorm.weight",
+                               pool);
+      const auto gu_w = [&](const std::vector<float>& s) { return guard(s); };
       s_gu = pick(
-          candidates(quant::awq::channel_abs_mean(g2.data(), NS, H),
-                     quant::awq::weight_abs_mean(ws, H, G), o),
+          candidates(be.channel_abs_mean(xn2), quant::awq::weight_abs_mean(ws, H, G, for_groups), o),
           [&](const std::vector<float>& s) {
             const auto cv = cis ? rescale_blocks(cov2, H, G, s) : std::vector<float>{};
-            const auto g = fake_quant(b.gate, s, G, pool, cis ? &cv : nullptr),
-                       u = fake_quant(b.up, s, G, pool, cis ? &cv : nullptr);
-            run.mlp(g, u, b.down, xn2.data(), tmp.data());
-            return mse_rows(tmp.data(), d_out.data(), H);
+            const auto g = be.fake_quant(dg, s, G, cis ? &cv : nullptr),
+                       u = be.fake_quant(du, s, G, cis ? &cv : nullptr);
+            be.mlp(g, u, dd, xn2, tmp);
+            return be.mse_rows(tmp, d_out);
           },
           guarded(gu_w, am2, p + "mlp.gate/up_proj input"), rep.gate_up);
       settle(li, "gate/up", rep.gate_up, gu_w, am2);
+      lap(rep.phases.gate_up);
     }
     std::vector<float> s_d;
     {
       const std::span<const float> ws[] = {b.down.w};
       const linear_f32* ls[] = {&b.down};
-      const auto d_w = [&](const std::vector<float>& s) {
-        return weight_overflow(ls, s, G, b.up.w, false, p + "mlp.up_proj.weight");
-      };
+      const weight_guard guard(ls, G, b.up.w, b.up.out, p + "mlp.up_proj.weight", pool);
+      const auto d_w = [&](const std::vector<float>& s) { return guard(s); };
       s_d = pick(
-          candidates(quant::awq::channel_abs_mean(gd.data(), NS, F),
-                     quant::awq::weight_abs_mean(ws, F, G), o),
+          candidates(be.channel_abs_mean(act), quant::awq::weight_abs_mean(ws, F, G, for_groups), o),
           [&](const std::vector<float>& s) {
             const auto cv = cis ? rescale_blocks(cov_db, F, G, s) : std::vector<float>{};
-            return linear_loss(b.down, fake_quant(b.down, s, G, pool, cis ? &cv : nullptr), cov_d,
-                               pool);
+            return be.linear_loss(dd, be.fake_quant(dd, s, G, cis ? &cv : nullptr), cov_d);
           },
           guarded(d_w, amd, p + "mlp.down_proj input"), rep.down);
       settle(li, "down", rep.down, d_w, amd);
+      lap(rep.phases.down);
     }
 
     // (3) Fold the scales.
     divide_vec(b.attn_norm, s_qkv);
-    scale_cols(b.q, s_qkv), scale_cols(b.k, s_qkv), scale_cols(b.v, s_qkv);
-    if (scale_o) divide_rows(b.v, v_rows_of(s_o)), scale_cols(b.o, s_o);
+    scale_cols(b.q, s_qkv, pool), scale_cols(b.k, s_qkv, pool), scale_cols(b.v, s_qkv, pool);
+    if (scale_o) divide_rows(b.v, v_rows_of(s_o), pool), scale_cols(b.o, s_o, pool);
     divide_vec(b.ffn_norm, s_gu);
-    scale_cols(b.gate, s_gu), scale_cols(b.up, s_gu);
-    divide_rows(b.up, s_d), scale_cols(b.down, s_d);
+    scale_cols(b.gate, s_gu, pool), scale_cols(b.up, s_gu, pool);
+    divide_rows(b.up, s_d, pool), scale_cols(b.down, s_d, pool);
 
     // (4) Clipping (not q / k: their error passes through the softmax, as AutoAWQ notes).
     if (o.clip) {
-      clip_linear(b.v, rescale_blocks(cov1, H, G, s_qkv), G, pool);
+      be.clip_linear(b.v, rescale_blocks(cov1, H, G, s_qkv), G);
       const auto cov_gu = rescale_blocks(cov2, H, G, s_gu);
-      clip_linear(b.gate, cov_gu, G, pool);
-      clip_linear(b.up, cov_gu, G, pool);
-      clip_linear(b.o, rescale_blocks(cov_ob, QD, G, s_o), G, pool);
-      clip_linear(b.down, rescale_blocks(cov_db, F, G, s_d), G, pool);
+      be.clip_linear(b.gate, cov_gu, G);
+      be.clip_linear(b.up, cov_gu, G);
+      be.clip_linear(b.o, rescale_blocks(cov_ob, QD, G, s_o), G);
+      be.clip_linear(b.down, rescale_blocks(cov_db, F, G, s_d), G);
     }
+    lap(rep.phases.fold_clip);
 
-    // (5) Quantize and pack; the block as quantized for the next block's input.
-    quant::awq::quantized_matrix qm;
-    block_weights bq = b;
-    const std::pair<linear_f32 block_weights::*, const char*> lin[] = {
-        {&block_weights::q, "self_attn.q_proj"}, {&block_weights::k, "self_attn.k_proj"},
-        {&block_weights::v, "self_attn.v_proj"}, {&block_weights::o, "self_attn.o_proj"},
-        {&block_weights::gate, "mlp.gate_proj"}, {&block_weights::up, "mlp.up_proj"},
-        {&block_weights::down, "mlp.down_proj"}};
-    emit_f16(p + "input_layernorm.weight", b.attn_norm, {H});
-    for (const auto& [member, name] : lin) {
-      emit_linear(p + name, b.*member, qm);
-      (bq.*member).w = quant::awq::dequantize(qm);
-    }
-    emit_f16(p + "post_attention_layernorm.weight", b.ffn_norm, {H});
-    if (cfg.qk_norm) {
-      emit_f16(p + "self_attn.q_norm.weight", b.q_norm, {cfg.head_dim});
-      emit_f16(p + "self_attn.k_norm.weight", b.k_norm, {cfg.head_dim});
-    }
-    if (o.propagate_quantized) {
-      run.forward(bq, x.data(), y.data());
+    // (5) Quantize and pack: in the background, unless the next block's input is this block as
+    // quantized. Blocks are emitted in order (one in flight), so outs keeps the tensor order.
+    if (emitting.valid()) emitting.get();
+    if (o.propagate_quantized) {  // y = h + mlp(norm(h)), h = x + attn(norm(x)), as quantized
+      block_weights bq;
+      emit_block(li, b, &bq, pool);
+      be.norm(x, b.attn_norm, xn1);
+      be.self_attn(be.upload(bq.q), be.upload(bq.k), be.upload(bq.v), be.upload(bq.o), xn1, o_out);
+      be.add(x, o_out, y);
+      be.norm(y, b.ffn_norm, xn2);
+      be.mlp(be.upload(bq.gate), be.upload(bq.up), be.upload(bq.down), xn2, d_out);
+      be.add(y, d_out, y);
     } else {
-      for (std::size_t i = 0; i < N * H; ++i) y[i] = hmid[i] + d_out[i];
+      be.add(hmid, d_out, y);
+      emitting = std::async(std::launch::async, [&emit_block, &emit_pool, li, blk = std::move(b)] {
+        emit_block(li, blk, nullptr, emit_pool);
+      });
     }
     std::swap(x, y);
+    lap(rep.phases.emit);
     rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - tb).count();
     res.blocks.push_back(rep);
     if (o.progress) o.progress(li, cfg.n_layers, true);
   }
+  if (emitting.valid()) emitting.get();
   copy_f16("model.norm.weight");
   if (ckpt.contains("lm_head.weight")) copy_f16("lm_head.weight");
   write_awq_folder(model_dir, out_dir, outs, G, o.max_shard_bytes, o.overwrite);
@@ -393,7 +462,39 @@ inline awq_result quantize_model(const std::string& model_dir, const calibration
                static_cast<std::uint32_t>((N + n_seq / 2) / n_seq));
   }
   res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  res.device_peak_bytes = be.peak_bytes();
   return res;
+}
+
+}  // namespace detail
+
+// Quantizes model_dir with the calibration sequences and writes the AWQ folder out_dir, on the
+// CPU (pool) or on a CUDA device (o.device; needs qforge::kernels built with CUDA). Throws
+// qforge::error: unsupported (architecture, a linear whose shape the group size does not divide,
+// fp16 overflow, CUDA requested but not built), format / io (reading the source, writing the
+// output), cuda (device errors).
+inline awq_result quantize_model(const std::string& model_dir, const calibration_set& calib,
+                                 const std::string& out_dir, const awq_options& o,
+                                 engine::thread_pool& pool) {
+  if (o.device == awq_options::backend::cuda) {
+#if defined(QFORGE_HAVE_CUDA_KERNELS)
+    return detail::quantize_with(model_dir, calib, out_dir, o, pool,
+                                 [&](const engine::model_config& c, std::vector<std::size_t> lens,
+                                     std::vector<std::size_t> rows) {
+                                   return std::make_unique<cuda_backend>(
+                                       c, std::move(lens), std::move(rows), o.cuda);
+                                 });
+#else
+    throw error(error::kind::unsupported,
+                "AWQ on CUDA: this build of qforge has no CUDA kernels (configure with QFORGE_CUDA=ON)");
+#endif
+  }
+  return detail::quantize_with(model_dir, calib, out_dir, o, pool,
+                               [&](const engine::model_config& c, std::vector<std::size_t> lens,
+                                   std::vector<std::size_t> rows) {
+                                 return std::make_unique<cpu_backend>(c, std::move(lens),
+                                                                      std::move(rows), pool);
+                               });
 }
 
 }  // namespace qforge::awq

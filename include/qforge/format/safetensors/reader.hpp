@@ -312,13 +312,22 @@ class tensor_view {
   // F32/F16/BF16 to float, exactly (every half and bfloat16 value is a float). Throws
   // error::kind::unsupported for other dtypes and error::kind::argument if out.size() != numel().
   void to_f32(std::span<float> out) const {
-    require_float();
     const std::uint64_t n = numel();
     if (out.size() != n)
       throw error(error::kind::argument, *file_,
                   cat("tensor '", detail::printable(name()), "': to_f32 given ", out.size(),
                       " floats for ", n, " elements"));
-    const std::byte* p = bytes_.data();
+    to_f32(out, 0);
+  }
+  // Elements [first, first + out.size()) only (callers split a large tensor across threads).
+  void to_f32(std::span<float> out, std::uint64_t first) const {
+    require_float();
+    const std::uint64_t n = out.size();
+    if (first > numel() || n > numel() - first)
+      throw error(error::kind::argument, *file_,
+                  cat("tensor '", detail::printable(name()), "': to_f32 of elements [", first,
+                      ", ", first + n, ") of ", numel()));
+    const std::byte* p = bytes_.data() + first * size_of(type());
     switch (type()) {
       case dtype::f32:
         if (n != 0) std::memcpy(out.data(), p, n * sizeof(float));

@@ -41,7 +41,23 @@ struct gemm_tensors {
   std::vector<std::uint16_t> scales;  // [in / group, out], fp16 bits
 };
 
-inline gemm_tensors pack_gemm(const quantized_matrix& m) {
+// Rows [k0, k1) of qweight (input channels) of pack_gemm(m) into t (sized by pack_gemm): the
+// unit of work callers spread over threads.
+inline void pack_qweight_rows(const quantized_matrix& m, gemm_tensors& t, std::size_t k0,
+                              std::size_t k1) noexcept {
+  const std::size_t P = m.out / 8;
+  std::uint8_t v[8];
+  for (std::size_t k = k0; k < k1; ++k)
+    for (std::size_t p = 0; p < P; ++p) {
+      for (std::size_t j = 0; j < 8; ++j) v[j] = m.q[(8 * p + j) * m.in + k];
+      t.qweight[k * P + p] = static_cast<std::int32_t>(pack8(v));
+    }
+}
+
+// pack_gemm, with qweight's rows packed by for_rows(n, fn) (fn(k0, k1) over [0, n): sequential,
+// or a thread pool's parallel_for).
+template <class ForRows>
+gemm_tensors pack_gemm(const quantized_matrix& m, ForRows&& for_rows) {
   check_shape(m.out, m.in, m.group, "pack_gemm");
   const std::size_t P = m.out / 8, G = m.in / m.group;
   gemm_tensors t;
@@ -49,12 +65,8 @@ inline gemm_tensors pack_gemm(const quantized_matrix& m) {
   t.qweight.resize(m.in * P);
   t.qzeros.resize(G * P);
   t.scales.resize(G * m.out);
+  for_rows(m.in, [&](std::size_t k0, std::size_t k1) { pack_qweight_rows(m, t, k0, k1); });
   std::uint8_t v[8];
-  for (std::size_t k = 0; k < m.in; ++k)
-    for (std::size_t p = 0; p < P; ++p) {
-      for (std::size_t j = 0; j < 8; ++j) v[j] = m.q[(8 * p + j) * m.in + k];
-      t.qweight[k * P + p] = static_cast<std::int32_t>(pack8(v));
-    }
   for (std::size_t g = 0; g < G; ++g) {
     for (std::size_t p = 0; p < P; ++p) {
       for (std::size_t j = 0; j < 8; ++j) v[j] = m.zeros[(8 * p + j) * G + g];
@@ -63,6 +75,10 @@ inline gemm_tensors pack_gemm(const quantized_matrix& m) {
     for (std::size_t o = 0; o < m.out; ++o) t.scales[g * m.out + o] = m.scales[o * G + g];
   }
   return t;
+}
+
+inline gemm_tensors pack_gemm(const quantized_matrix& m) {
+  return pack_gemm(m, [](std::size_t n, auto&& fn) { fn(std::size_t{0}, n); });
 }
 
 // The inverse of pack_gemm. Throws error::kind::argument when the vectors do not match the shape.

@@ -98,6 +98,29 @@ inline void check_shape(std::size_t out, std::size_t in, std::size_t group, cons
                 cat(what, ": ", out, " output channels are not a multiple of 8 (AWQ packing)"));
 }
 
+// An empty quantized_matrix of the given shape.
+inline quantized_matrix make_quantized(std::size_t out, std::size_t in, std::size_t group) {
+  quantized_matrix m;
+  m.out = out, m.in = in, m.group = group;
+  m.q.resize(out * in);
+  m.scales.resize(out * (in / group));
+  m.zeros.resize(out * (in / group));
+  return m;
+}
+
+// Rows [r0, r1) of w ([m.out, m.in] finite fp16 values as float) quantized into m: the unit of
+// work callers spread over threads.
+inline void quantize_rows(const float* w, quantized_matrix& m, std::size_t r0,
+                          std::size_t r1) noexcept {
+  const std::size_t in = m.in, group = m.group;
+  for (std::size_t r = r0; r < r1; ++r)
+    for (std::size_t g = 0; g < in / group; ++g) {
+      const group_params p = quantize_group(w + r * in + g * group, group, m.q.data() + r * in + g * group);
+      m.scales[r * (in / group) + g] = fp32_to_fp16(p.scale);
+      m.zeros[r * (in / group) + g] = p.zero;
+    }
+}
+
 // Quantizes w ([out, in] row-major fp16 values as float). Throws as check_shape, and
 // error::kind::argument naming the row when a weight is not finite.
 inline quantized_matrix quantize(std::span<const float> w, std::size_t out, std::size_t in,
@@ -105,22 +128,12 @@ inline quantized_matrix quantize(std::span<const float> w, std::size_t out, std:
   check_shape(out, in, group, what);
   if (w.size() != out * in)
     throw error(error::kind::argument, cat(what, ": ", w.size(), " weights for [", out, ", ", in, "]"));
-  quantized_matrix m;
-  m.out = out, m.in = in, m.group = group;
-  m.q.resize(out * in);
-  m.scales.resize(out * (in / group));
-  m.zeros.resize(out * (in / group));
-  for (std::size_t r = 0; r < out; ++r) {
-    for (std::size_t g = 0; g < in / group; ++g) {
-      const float* src = w.data() + r * in + g * group;
-      for (std::size_t i = 0; i < group; ++i)
-        if (!std::isfinite(src[i]))
-          throw error(error::kind::argument, cat(what, ": row ", r, " holds a non-finite weight"));
-      const group_params p = quantize_group(src, group, m.q.data() + r * in + g * group);
-      m.scales[r * (in / group) + g] = fp32_to_fp16(p.scale);
-      m.zeros[r * (in / group) + g] = p.zero;
-    }
-  }
+  for (std::size_t r = 0; r < out; ++r)
+    if (!std::all_of(w.begin() + r * in, w.begin() + (r + 1) * in,
+                     [](float v) { return std::isfinite(v); }))
+      throw error(error::kind::argument, cat(what, ": row ", r, " holds a non-finite weight"));
+  quantized_matrix m = make_quantized(out, in, group);
+  quantize_rows(w.data(), m, 0, out);
   return m;
 }
 

@@ -33,27 +33,35 @@ inline std::vector<float> channel_abs_mean(const float* x, std::size_t rows, std
   return out;
 }
 
-// AutoAWQ's w_mean over the rows of several [rows_i, in] matrices sharing one input.
-inline std::vector<float> weight_abs_mean(std::span<const std::span<const float>> mats,
-                                          std::size_t in, std::size_t group) {
+// AutoAWQ's w_mean over the rows of several [rows_i, in] matrices sharing one input. The groups
+// are handed out by for_groups(n, fn) (fn(g0, g1) over [0, n): sequential, or a thread pool's
+// parallel_for); each channel sums its rows in the same order either way.
+template <class ForGroups>
+std::vector<float> weight_abs_mean(std::span<const std::span<const float>> mats, std::size_t in,
+                                   std::size_t group, ForGroups&& for_groups) {
   std::vector<double> acc(in, 0.0);
   std::size_t rows = 0;
-  for (const auto& m : mats) {
-    const std::size_t r = m.size() / in;
-    rows += r;
-    for (std::size_t i = 0; i < r; ++i)
-      for (std::size_t g = 0; g < in; g += group) {
-        const float* w = m.data() + i * in + g;
-        float mx = 0;
-        for (std::size_t k = 0; k < group; ++k) mx = std::max(mx, std::fabs(w[k]));
-        const double inv = 1.0 / (static_cast<double>(mx) + 1e-6);
-        for (std::size_t k = 0; k < group; ++k) acc[g + k] += std::fabs(w[k]) * inv;
-      }
-  }
+  for (const auto& m : mats) rows += m.size() / in;
+  for_groups(in / group, [&](std::size_t g0, std::size_t g1) {
+    for (const auto& m : mats)
+      for (std::size_t i = 0; i < m.size() / in; ++i)
+        for (std::size_t g = g0 * group; g < g1 * group; g += group) {
+          const float* w = m.data() + i * in + g;
+          float mx = 0;
+          for (std::size_t k = 0; k < group; ++k) mx = std::max(mx, std::fabs(w[k]));
+          const double inv = 1.0 / (static_cast<double>(mx) + 1e-6);
+          for (std::size_t k = 0; k < group; ++k) acc[g + k] += std::fabs(w[k]) * inv;
+        }
+  });
   std::vector<float> out(in);
   for (std::size_t c = 0; c < in; ++c)
     out[c] = static_cast<float>(acc[c] / static_cast<double>(std::max<std::size_t>(rows, 1)));
   return out;
+}
+
+inline std::vector<float> weight_abs_mean(std::span<const std::span<const float>> mats,
+                                          std::size_t in, std::size_t group) {
+  return weight_abs_mean(mats, in, group, [](std::size_t n, auto&& fn) { fn(std::size_t{0}, n); });
 }
 
 // The candidate scales for ratio alpha in [0, 1).
