@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "qforge/awq/cuda/attention.cuh"
+#include "qforge/awq/cuda/attention_mma.cuh"
 #include "qforge/awq/cuda/backend_state.hpp"
 #include "qforge/awq/cuda/forward_kernels.cuh"
 #include "qforge/backend/cuda_check.hpp"
@@ -142,10 +143,27 @@ std::vector<double> channel_stat(cuda_backend::state& st, const cuda_backend::ac
   return h;
 }
 
+// Float32 attention (attention.cuh), or with tensor_cores the fp16-operand one (attention_mma.cuh;
+// D 64 or 128 only).
 template <int D>
 void attention_d(cuda_backend::state& st, const float* q, const float* k, const float* v,
-                 float* out) {
+                 float* out, bool tensor_cores) {
   const auto& c = st.cfg;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  if constexpr (fwd::mma_attn_supported(D)) {
+    if (tensor_cores) {
+      constexpr std::size_t smem = fwd::mma_attn_smem_bytes<D>();
+      QFORGE_CUDA_CHECK(cudaFuncSetAttribute(fwd::attention_mma_kernel<D>,
+                                             cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                             static_cast<int>(smem)));
+      const dim3 grid(grid_dim(st.tokens, 16 * fwd::mma_attn_warps, "awq attention"), c.n_heads);
+      launch(fwd::attention_mma_kernel<D>, grid, dim3(32 * fwd::mma_attn_warps), smem, st.stream,
+             false, q, k, v, out, static_cast<const int*>(st.seq_first),
+             static_cast<int>(st.tokens), static_cast<int>(st.q_dim), static_cast<int>(st.kv_dim),
+             static_cast<int>(c.n_heads / c.n_kv_heads), scale);
+      return;
+    }
+  }
   constexpr std::size_t smem = fwd::attn_smem_bytes<D>();
   QFORGE_CUDA_CHECK(cudaFuncSetAttribute(fwd::attention_kernel<D>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -154,8 +172,7 @@ void attention_d(cuda_backend::state& st, const float* q, const float* k, const 
   launch(fwd::attention_kernel<D>, grid, dim3(fwd::attn_threads), smem, st.stream, false, q, k, v,
          out, static_cast<const int*>(st.seq_first), static_cast<int>(st.tokens),
          static_cast<int>(st.q_dim), static_cast<int>(st.kv_dim),
-         static_cast<int>(c.n_heads / c.n_kv_heads),
-         1.0f / std::sqrt(static_cast<float>(c.head_dim)));
+         static_cast<int>(c.n_heads / c.n_kv_heads), scale);
 }
 
 }  // namespace
@@ -456,11 +473,14 @@ void cuda_backend::self_attn(const linear& q, const linear& k, const linear& v, 
          static_cast<const float*>(st.rope_sin.data()), static_cast<const int*>(st.pos),
          static_cast<int>(T), static_cast<int>(c.n_heads), static_cast<int>(c.n_kv_heads),
          static_cast<int>(D), c.rope == engine::rope_style::neox ? 1 : 0, c.rms_eps);
+  // f16 math runs the two attention products on tensor cores with fp16 operands, as its dense
+  // products; tf32 keeps float32 (its activations never pass through fp16's range).
+  const bool tc = st.opt.dense == cuda_backend_options::math::f16;
   switch (D) {
-    case 64: attention_d<64>(st, st.q.data(), st.k.data(), st.v.data(), a); break;
-    case 128: attention_d<128>(st, st.q.data(), st.k.data(), st.v.data(), a); break;
-    case 192: attention_d<192>(st, st.q.data(), st.k.data(), st.v.data(), a); break;
-    default: attention_d<256>(st, st.q.data(), st.k.data(), st.v.data(), a); break;
+    case 64: attention_d<64>(st, st.q.data(), st.k.data(), st.v.data(), a, tc); break;
+    case 128: attention_d<128>(st, st.q.data(), st.k.data(), st.v.data(), a, tc); break;
+    case 192: attention_d<192>(st, st.q.data(), st.k.data(), st.v.data(), a, tc); break;
+    default: attention_d<256>(st, st.q.data(), st.k.data(), st.v.data(), a, tc); break;
   }
   apply(st, o, a, out.v.data());
 }

@@ -79,7 +79,8 @@ inline quant::awq::quantized_matrix quantize_linear(const linear_f32& l, std::si
 }
 
 // The whole algorithm over one backend (cpu_backend or cuda_backend): make_backend(cfg, seq_len,
-// rows) builds it once the calibration layout is known.
+// rows, pool) builds one once the calibration layout is known (two are made: the search's, on
+// `pool`, and the one that finishes blocks in the background).
 template <class MakeBackend>
 awq_result quantize_with(const std::string& model_dir, const calibration_set& calib,
                          const std::string& out_dir, const awq_options& o,
@@ -132,7 +133,13 @@ awq_result quantize_with(const std::string& model_dir, const calibration_set& ca
       for (std::size_t i = 0; i < sq.size(); ++i, ++t)
         if (i > 0 || !o.skip_first_token) rows.push_back(t);
   }
-  auto backend = make_backend(cfg, std::move(lens), std::move(rows));
+  // The threads of `pool` mostly wait on the backend during a search, so the pool finishing blocks
+  // in the background is as wide; loading is lighter.
+  engine::thread_pool load_pool(std::max(1, static_cast<int>(pool.size()) / 4)),
+      emit_pool(static_cast<int>(pool.size()));
+  auto backend = make_backend(cfg, lens, rows, pool);
+  // A second backend finishes blocks (fold, clip) in the background, on its own stream / pool.
+  auto side_backend = make_backend(cfg, std::move(lens), std::move(rows), emit_pool);
   auto& be = *backend;
   using backend_t = std::remove_cvref_t<decltype(be)>;
   using act_t = typename backend_t::act;
@@ -200,8 +207,6 @@ awq_result quantize_with(const std::string& model_dir, const calibration_set& ca
   // and a finished block is quantized and packed while the next one is (each on its own pool: a
   // pool serves one caller at a time). The futures are declared after everything their tasks
   // touch, so an exception unwinding this function waits for them first.
-  const int side = std::max(1, static_cast<int>(pool.size()) / 4);
-  engine::thread_pool load_pool(side), emit_pool(side);
   const auto load_block = [&](std::size_t li) {
     const std::string p = cat("model.layers.", li, ".");
     block_weights b;
@@ -245,6 +250,30 @@ awq_result quantize_with(const std::string& model_dir, const calibration_set& ca
       emit_f16(p + "self_attn.q_norm.weight", b.q_norm, {cfg.head_dim});
       emit_f16(p + "self_attn.k_norm.weight", b.k_norm, {cfg.head_dim});
     }
+  };
+  // What finishing a block needs from its search: the chosen scales (and o's as v's rows) and the
+  // input covariance blocks the clipping weighs errors with.
+  struct folding {
+    std::vector<float> s_qkv, s_v_rows, s_o, s_gu, s_d;
+    bool scale_o;
+    std::vector<float> cov1, cov2, cov_ob, cov_db;
+  };
+  const auto fold_and_clip = [&](block_weights& b, const folding& f, auto& on,
+                                 engine::thread_pool& tp) {
+    divide_vec(b.attn_norm, f.s_qkv);
+    scale_cols(b.q, f.s_qkv, tp), scale_cols(b.k, f.s_qkv, tp), scale_cols(b.v, f.s_qkv, tp);
+    if (f.scale_o) divide_rows(b.v, f.s_v_rows, tp), scale_cols(b.o, f.s_o, tp);
+    divide_vec(b.ffn_norm, f.s_gu);
+    scale_cols(b.gate, f.s_gu, tp), scale_cols(b.up, f.s_gu, tp);
+    divide_rows(b.up, f.s_d, tp), scale_cols(b.down, f.s_d, tp);
+    // Clipping (not q / k: their error passes through the softmax, as AutoAWQ notes).
+    if (!o.clip) return;
+    on.clip_linear(b.v, rescale_blocks(f.cov1, H, G, f.s_qkv), G);
+    const auto cov_gu = rescale_blocks(f.cov2, H, G, f.s_gu);
+    on.clip_linear(b.gate, cov_gu, G);
+    on.clip_linear(b.up, cov_gu, G);
+    on.clip_linear(b.o, rescale_blocks(f.cov_ob, QD, G, f.s_o), G);
+    on.clip_linear(b.down, rescale_blocks(f.cov_db, F, G, f.s_d), G);
   };
   std::future<block_weights> loading = std::async(std::launch::async, load_block, 0);
   std::future<void> emitting;
@@ -406,30 +435,16 @@ awq_result quantize_with(const std::string& model_dir, const calibration_set& ca
       lap(rep.phases.down);
     }
 
-    // (3) Fold the scales.
-    divide_vec(b.attn_norm, s_qkv);
-    scale_cols(b.q, s_qkv, pool), scale_cols(b.k, s_qkv, pool), scale_cols(b.v, s_qkv, pool);
-    if (scale_o) divide_rows(b.v, v_rows_of(s_o), pool), scale_cols(b.o, s_o, pool);
-    divide_vec(b.ffn_norm, s_gu);
-    scale_cols(b.gate, s_gu, pool), scale_cols(b.up, s_gu, pool);
-    divide_rows(b.up, s_d, pool), scale_cols(b.down, s_d, pool);
-
-    // (4) Clipping (not q / k: their error passes through the softmax, as AutoAWQ notes).
-    if (o.clip) {
-      be.clip_linear(b.v, rescale_blocks(cov1, H, G, s_qkv), G);
-      const auto cov_gu = rescale_blocks(cov2, H, G, s_gu);
-      be.clip_linear(b.gate, cov_gu, G);
-      be.clip_linear(b.up, cov_gu, G);
-      be.clip_linear(b.o, rescale_blocks(cov_ob, QD, G, s_o), G);
-      be.clip_linear(b.down, rescale_blocks(cov_db, F, G, s_d), G);
-    }
+    // (3) - (5): fold the scales, clip, quantize and pack. In the background (the side backend),
+    // unless the next block's input is this block as quantized. Blocks finish in order (one in
+    // flight), so outs keeps the tensor order.
+    folding f{std::move(s_qkv), v_rows_of(s_o), std::move(s_o), std::move(s_gu), std::move(s_d),
+              scale_o, cov1, cov2, cov_ob, cov_db};
     lap(rep.phases.fold_clip);
-
-    // (5) Quantize and pack: in the background, unless the next block's input is this block as
-    // quantized. Blocks are emitted in order (one in flight), so outs keeps the tensor order.
     if (emitting.valid()) emitting.get();
     if (o.propagate_quantized) {  // y = h + mlp(norm(h)), h = x + attn(norm(x)), as quantized
       block_weights bq;
+      fold_and_clip(b, f, be, pool);
       emit_block(li, b, &bq, pool);
       be.norm(x, b.attn_norm, xn1);
       be.self_attn(be.upload(bq.q), be.upload(bq.k), be.upload(bq.v), be.upload(bq.o), xn1, o_out);
@@ -439,7 +454,8 @@ awq_result quantize_with(const std::string& model_dir, const calibration_set& ca
       be.add(y, d_out, y);
     } else {
       be.add(hmid, d_out, y);
-      emitting = std::async(std::launch::async, [&emit_block, &emit_pool, li, blk = std::move(b)] {
+      emitting = std::async(std::launch::async, [&, li, blk = std::move(b), f = std::move(f)]() mutable {
+        fold_and_clip(blk, f, *side_backend, emit_pool);
         emit_block(li, blk, nullptr, emit_pool);
       });
     }
@@ -480,7 +496,7 @@ inline awq_result quantize_model(const std::string& model_dir, const calibration
 #if defined(QFORGE_HAVE_CUDA_KERNELS)
     return detail::quantize_with(model_dir, calib, out_dir, o, pool,
                                  [&](const engine::model_config& c, std::vector<std::size_t> lens,
-                                     std::vector<std::size_t> rows) {
+                                     std::vector<std::size_t> rows, engine::thread_pool&) {
                                    return std::make_unique<cuda_backend>(
                                        c, std::move(lens), std::move(rows), o.cuda);
                                  });
@@ -490,10 +506,10 @@ inline awq_result quantize_model(const std::string& model_dir, const calibration
 #endif
   }
   return detail::quantize_with(model_dir, calib, out_dir, o, pool,
-                               [&](const engine::model_config& c, std::vector<std::size_t> lens,
-                                   std::vector<std::size_t> rows) {
+                               [](const engine::model_config& c, std::vector<std::size_t> lens,
+                                  std::vector<std::size_t> rows, engine::thread_pool& tp) {
                                  return std::make_unique<cpu_backend>(c, std::move(lens),
-                                                                      std::move(rows), pool);
+                                                                      std::move(rows), tp);
                                });
 }
 
