@@ -85,6 +85,8 @@ std::string awq_step(const pipeline_args& a, engine::thread_pool& pool) {
   awq::awq_options o;
   o.group = a.group;
   o.overwrite = true;
+  // --device cuda runs the AWQ search on the GPU too (fp16 products, as AutoAWQ's search).
+  if (a.st.device == "cuda") o.device = awq::awq_options::backend::cuda;
   if (a.imatrix) {
     o.imatrix_out = (fs::path(a.out) / "imatrix.gguf").string();
     o.imatrix_dataset = a.calib;

@@ -51,8 +51,13 @@ void grow_raw(void*& p, std::size_t& have, std::size_t bytes);
 
 // y [n, out] = x [n, in] w^T (w [out, in] row-major), in st.opt.dense precision; beta = 1 adds
 // into y. `precise`: never below tf32 (covariances and losses, whose inputs can leave fp16).
+// half_x: x as stage_half_x left it, for products sharing an input (f16 math only).
 void gemm_xwT(cuda_backend::state& st, const float* x, std::size_t n, std::size_t in,
-              const float* w, std::size_t out, float* y, float beta = 0.0f, bool precise = false);
+              const float* w, std::size_t out, float* y, float beta = 0.0f, bool precise = false,
+              const void* half_x = nullptr);
+// Under math::f16: x [n, in] converted to fp16 into the state's staging buffer (valid until the
+// next product without a staged input); nullptr under other math.
+const void* stage_half_x(cuda_backend::state& st, const float* x, std::size_t n, std::size_t in);
 
 // Copies of the stat rows of x [tokens, n] into dst [stat_rows, n] (dst grown as needed); when
 // every token counts, returns x itself without copying.
