@@ -2,9 +2,10 @@
 // The forward half of awq::cuda_backend (awq/cuda/backend.hpp): device memory, the calibration
 // layout on the device, dense products through cuBLAS, and the block pieces and statistics of
 // awq::block_runner / cpu_backend (kernels in awq/cuda/forward_kernels.cuh and attention.cuh).
-// awq_quant.cu holds the quantization half. Every kernel and copy goes to the backend's stream;
-// the stream is a blocking one, so device_floats' plain cudaMemcpy (legacy default stream) is
-// ordered with it both ways without the array knowing the stream.
+// awq_quant.cu holds the quantization half. Every kernel and copy goes to the backend's own
+// non-blocking stream, so two backends (the search's and the one finishing blocks in the
+// background) never wait on each other; device_floats' public upload / download, which know no
+// stream, wait for the whole device first.
 #include <cublas_v2.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -16,6 +17,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <map>
+#include <span>
 #include <utility>
 #include <vector>
 
@@ -80,12 +83,67 @@ void device_release(T*& p, std::size_t count) noexcept {
   p = nullptr;
 }
 
-std::int32_t* upload_ints(const std::vector<std::int32_t>& v) {
+std::int32_t* upload_ints(cudaStream_t stream, const std::vector<std::int32_t>& v) {
   std::int32_t* p = device_alloc<std::int32_t>(v.size());
   if (p != nullptr)
-    QFORGE_CUDA_CHECK(cudaMemcpy(p, v.data(), v.size() * sizeof(std::int32_t),
-                                 cudaMemcpyHostToDevice));
+    QFORGE_CUDA_CHECK(cudaMemcpyAsync(p, v.data(), v.size() * sizeof(std::int32_t),
+                                      cudaMemcpyHostToDevice, stream));
   return p;
+}
+
+// Host floats into a device array on the backend's stream (from pageable memory the call returns
+// once the data is staged, so the source may go right after).
+void put(cudaStream_t stream, device_floats& dst, std::span<const float> host) {
+  check(host.size() == dst.size(), "upload", cat(host.size(), " floats into an array of ", dst.size()));
+  if (!host.empty())
+    QFORGE_CUDA_CHECK(cudaMemcpyAsync(dst.data(), host.data(), host.size_bytes(),
+                                      cudaMemcpyHostToDevice, stream));
+}
+
+// Freed arrays stay with their host thread, by exact size, for that thread's next array of the
+// size: the search allocates the same sizes for every candidate and block, and cudaMalloc /
+// cudaFree synchronise the whole device (stalling the other backend's stream). A thread drives
+// one backend, so an array it reuses is ordered after its last use on that backend's stream.
+struct array_cache {
+  std::multimap<std::size_t, float*> free;
+  void release() noexcept {
+    for (auto& [n, p] : free) {
+      cudaFree(p);
+      cuda_detail::note_free(n * sizeof(float));
+    }
+    free.clear();
+  }
+  ~array_cache() { release(); }
+};
+thread_local array_cache cached_arrays;
+
+float* take_array(std::size_t n) {
+  if (n == 0) return nullptr;
+  auto& c = cached_arrays.free;
+  if (auto it = c.find(n); it != c.end()) {
+    float* p = it->second;
+    c.erase(it);
+    return p;
+  }
+  void* p = nullptr;
+  if (cudaMalloc(&p, n * sizeof(float)) != cudaSuccess) {  // give the cache back, then retry
+    cudaGetLastError();
+    cached_arrays.release();
+    QFORGE_CUDA_CHECK(cudaMalloc(&p, n * sizeof(float)));
+  }
+  cuda_detail::note_alloc(n * sizeof(float));
+  return static_cast<float*>(p);
+}
+
+void give_back(float*& p, std::size_t n) noexcept {
+  if (p == nullptr) return;
+  try {
+    cached_arrays.free.emplace(n, p);
+  } catch (...) {
+    cudaFree(p);
+    cuda_detail::note_free(n * sizeof(float));
+  }
+  p = nullptr;
 }
 
 // y [n, out] += bias per output, when the linear has one (linear_forward adds it after the product).
@@ -180,32 +238,35 @@ void attention_d(cuda_backend::state& st, const float* q, const float* k, const 
 
 // --- device_floats -------------------------------------------------------------------------------
 
-device_floats::device_floats(std::size_t n) : p_(device_alloc<float>(n)), n_(n) {}
+device_floats::device_floats(std::size_t n) : p_(take_array(n)), n_(n) {}
 
-device_floats::~device_floats() { device_release(p_, n_); }
+device_floats::~device_floats() { give_back(p_, n_); }
 
 device_floats::device_floats(device_floats&& o) noexcept
     : p_(std::exchange(o.p_, nullptr)), n_(std::exchange(o.n_, 0)) {}
 
 device_floats& device_floats::operator=(device_floats&& o) noexcept {
   if (this != &o) {
-    device_release(p_, n_);
+    give_back(p_, n_);
     p_ = std::exchange(o.p_, nullptr);
     n_ = std::exchange(o.n_, 0);
   }
   return *this;
 }
 
+// The backends' streams do not order with these plain copies, so the device is idle first.
 void device_floats::upload(std::span<const float> host) {
   check(host.size() == n_, "upload", cat(host.size(), " floats into an array of ", n_));
-  if (n_ != 0)
-    QFORGE_CUDA_CHECK(cudaMemcpy(p_, host.data(), n_ * sizeof(float), cudaMemcpyHostToDevice));
+  if (n_ == 0) return;
+  QFORGE_CUDA_CHECK(cudaDeviceSynchronize());
+  QFORGE_CUDA_CHECK(cudaMemcpy(p_, host.data(), n_ * sizeof(float), cudaMemcpyHostToDevice));
 }
 
 std::vector<float> device_floats::download() const {
   std::vector<float> h(n_);
-  if (n_ != 0)
-    QFORGE_CUDA_CHECK(cudaMemcpy(h.data(), p_, n_ * sizeof(float), cudaMemcpyDeviceToHost));
+  if (n_ == 0) return h;
+  QFORGE_CUDA_CHECK(cudaDeviceSynchronize());
+  QFORGE_CUDA_CHECK(cudaMemcpy(h.data(), p_, n_ * sizeof(float), cudaMemcpyDeviceToHost));
   return h;
 }
 
@@ -343,8 +404,9 @@ cuda_backend::cuda_backend(const engine::model_config& c, std::vector<std::size_
   st.kv_dim = std::size_t{c.n_kv_heads} * c.head_dim;
 
   QFORGE_CUDA_CHECK(cudaSetDevice(o.device));
-  // A blocking stream: device_floats' cudaMemcpy calls order with it (see the file comment).
-  QFORGE_CUDA_CHECK(cudaStreamCreate(&st.stream));
+  // Non-blocking: the background backend's work must not serialise with this one's through the
+  // legacy stream; every copy of ours is on the stream.
+  QFORGE_CUDA_CHECK(cudaStreamCreateWithFlags(&st.stream, cudaStreamNonBlocking));
   QFORGE_AWQ_CUBLAS_CHECK(cublasCreate(&st.blas));
   QFORGE_AWQ_CUBLAS_CHECK(cublasSetStream(st.blas, st.stream));
 
@@ -359,15 +421,19 @@ cuda_backend::cuda_backend(const engine::model_config& c, std::vector<std::size_
       sn[p * half + i] = static_cast<float>(std::sin(a));
     }
   st.rope_cos = device_floats(cs.size());
-  st.rope_cos.upload(cs);
+  put(st.stream, st.rope_cos, cs);
   st.rope_sin = device_floats(sn.size());
-  st.rope_sin.upload(sn);
-  st.pos = upload_ints(pos);
-  st.seq_first = upload_ints(first);
-  st.stat_rows = upload_ints(rows32);
+  put(st.stream, st.rope_sin, sn);
+  st.pos = upload_ints(st.stream, pos);
+  st.seq_first = upload_ints(st.stream, first);
+  st.stat_rows = upload_ints(st.stream, rows32);
+  QFORGE_CUDA_CHECK(cudaStreamSynchronize(st.stream));  // the host vectors go at return
 }
 
-cuda_backend::~cuda_backend() = default;
+cuda_backend::~cuda_backend() {
+  s_.reset();
+  cached_arrays.release();
+}
 
 std::size_t cuda_backend::tokens() const noexcept { return s_->tokens; }
 std::size_t cuda_backend::stat_rows() const noexcept { return s_->rows.size(); }
@@ -400,8 +466,8 @@ cuda_backend::linear cuda_backend::upload(const linear_f32& l) {
         cat(l.name, ": ", l.w.size(), " weights, ", l.bias.size(), " biases for ", l.out, " x ",
             l.in));
   linear d{l.out, l.in, device_floats(l.w.size()), device_floats(l.bias.size())};
-  d.w.upload(l.w);
-  d.bias.upload(l.bias);
+  put(s_->stream, d.w, l.w);
+  put(s_->stream, d.bias, l.bias);
   return d;
 }
 
@@ -410,9 +476,9 @@ void cuda_backend::set_qk_norms(std::span<const float> q_norm, std::span<const f
   check((q_norm.empty() || q_norm.size() == D) && (k_norm.empty() || k_norm.size() == D),
         "set_qk_norms", cat(q_norm.size(), " and ", k_norm.size(), " weights for head dim ", D));
   s_->q_norm = device_floats(q_norm.size());
-  s_->q_norm.upload(q_norm);
+  put(s_->stream, s_->q_norm, q_norm);
   s_->k_norm = device_floats(k_norm.size());
-  s_->k_norm.upload(k_norm);
+  put(s_->stream, s_->k_norm, k_norm);
 }
 
 // --- forward pieces ----------------------------------------------------------------------------
