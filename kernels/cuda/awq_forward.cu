@@ -570,6 +570,15 @@ void cuda_backend::mlp(const linear& gate, const linear& up, const linear& down,
   const void* hx = cuda_detail::stage_half_x(st, xn.v.data(), T, xn.n);  // shared by gate and up
   apply(st, gate, xn.v.data(), st.g.data(), hx);
   apply(st, up, xn.v.data(), st.u.data(), hx);
+  if (act_out == nullptr && st.opt.dense == cuda_backend_options::math::f16) {
+    // The down product's fp16 operand straight from the SwiGLU (no float pass in between).
+    cuda_detail::grow_raw(st.half_x, st.half_x_bytes, T * F * sizeof(__half));
+    launch_items(fwd::swiglu_half_kernel, T * F, st.stream, "awq swiglu",
+                 static_cast<const float*>(st.g.data()), static_cast<const float*>(st.u.data()),
+                 static_cast<__half*>(st.half_x), T * F);
+    apply(st, down, nullptr, out.v.data(), st.half_x);
+    return;
+  }
   // silu(g) * u straight into act_out when the caller wants it (no copy).
   float* h = act_out != nullptr ? act_out->v.data() : st.g.data();
   launch_items(fwd::swiglu_kernel, T * F, st.stream, "awq swiglu",
