@@ -96,10 +96,7 @@ TEST_CASE("cuda matvec: GGUF blocks give the CPU engine's products", "[engine][c
   engine::thread_pool pool(2);
   // The GPU kernels multiply float activations; hold them to the CPU's float path, not to its
   // default int8-activation decode dots (a different, coarser rounding).
-  struct float_decode {
-    engine::decode_activations was = engine::decode_activation_mode().exchange(engine::decode_activations::f32);
-    ~float_decode() { engine::decode_activation_mode() = was; }
-  } const float_activations;
+  const engine::scoped_decode_activations float_activations(engine::decode_activations::f32);
   const std::size_t rows = 77, cols = 1024, tokens = 3;
   for (auto t : {quant::qtype::q4_k, quant::qtype::q6_k, quant::qtype::q8_0, quant::qtype::f16}) {
     INFO(quant::name(t));

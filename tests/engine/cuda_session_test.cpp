@@ -126,11 +126,7 @@ void same_as_cpu(const std::string& path) {
     const double q8 = rel_diff(steps, want_steps);
     worst_q8 = std::max(worst_q8, q8);
     CHECK(q8 <= 5e-2);
-    struct float_decode {
-      engine::decode_activations was =
-          engine::decode_activation_mode().exchange(engine::decode_activations::f32);
-      ~float_decode() { engine::decode_activation_mode() = was; }
-    } const f32;
+    const engine::scoped_decode_activations f32(engine::decode_activations::f32);
     const auto [want32, want_steps32] = run_both(cpu, p);
     const auto [got32, steps32] = run_both(gpu, p);
     CHECK(rel_diff(steps32, want_steps32) <= 1e-3);

@@ -276,9 +276,10 @@ TEST_CASE("quant_dot: one-token matmul uses the 8-bit path, f32 mode the float p
     const auto m = engine::make_matrix(t, rows, cols, w, "test", "w");
     std::vector<float> q8(rows), f32(rows), wf(rows * cols);
     engine::matmul(m, x.data(), cols, 1, q8.data(), rows, pool);
-    engine::decode_activation_mode() = engine::decode_activations::f32;
-    engine::matmul(m, x.data(), cols, 1, f32.data(), rows, pool);
-    engine::decode_activation_mode() = engine::decode_activations::q8;
+    {  // restored even when the product throws
+      const engine::scoped_decode_activations float_mode(engine::decode_activations::f32);
+      engine::matmul(m, x.data(), cols, 1, f32.data(), rows, pool);
+    }
     quant::decode_rows(t, w, static_cast<std::int64_t>(rows), static_cast<std::int64_t>(cols), wf);
     std::vector<qd::act_q8_k> ak(cols / 256);
     std::vector<qd::act_q8_0> a0(cols / 32);

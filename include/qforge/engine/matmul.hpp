@@ -146,6 +146,19 @@ inline std::atomic<decode_activations>& decode_activation_mode() noexcept {
   return mode;
 }
 
+// Sets decode_activation_mode() for a scope and restores the previous mode when it ends.
+class scoped_decode_activations {
+ public:
+  explicit scoped_decode_activations(decode_activations m) noexcept
+      : was_(decode_activation_mode().exchange(m)) {}
+  ~scoped_decode_activations() { decode_activation_mode() = was_; }
+  scoped_decode_activations(const scoped_decode_activations&) = delete;
+  scoped_decode_activations& operator=(const scoped_decode_activations&) = delete;
+
+ private:
+  decode_activations was_;
+};
+
 // Row r of m as floats (embedding look-up). out.size() must be m.cols.
 inline void lookup_row(const matrix& m, std::size_t r, std::span<float> out) {
   QFORGE_ASSERT(r < m.rows && out.size() == m.cols);
