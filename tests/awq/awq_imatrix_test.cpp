@@ -5,6 +5,8 @@
 // and (when llama-cpp-python is installed) given to llama.cpp's own llama_model_quantize, whose
 // bytes must equal ours.
 #include <catch2/catch.hpp>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <iterator>
 
@@ -17,7 +19,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const fs::path tmp = fs::path(QFORGE_TEST_TMP) / "awq-imatrix";
+// Per process: ctest runs this binary's cases as parallel processes, each making its own folder
+// (a shared one was removed by one case while another read it).
+const fs::path tmp = fs::path(QFORGE_TEST_TMP) / cat("awq-imatrix-", ::getpid());
 const std::string blk_names[] = {"attn_q",   "attn_k", "attn_v",  "attn_output",
                                  "ffn_gate", "ffn_up", "ffn_down"};
 

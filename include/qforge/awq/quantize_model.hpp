@@ -43,6 +43,7 @@
 #include "qforge/awq/output.hpp"
 #include "qforge/core/fp16.hpp"
 #include "qforge/engine/config.hpp"
+#include "qforge/engine/cuda/session.hpp"
 #include "qforge/engine/matmul.hpp"
 #include "qforge/format/hf/config.hpp"
 #include "qforge/format/safetensors/reader.hpp"
@@ -494,6 +495,10 @@ inline awq_result quantize_model(const std::string& model_dir, const calibration
                                  engine::thread_pool& pool) {
   if (o.device == awq_options::backend::cuda) {
 #if defined(QFORGE_HAVE_CUDA_KERNELS)
+    if (!engine::cuda_device_available())
+      throw error(error::kind::cuda, "AWQ on CUDA: no CUDA device is available (or its driver is "
+                                     "older than this build's CUDA runtime); --device cpu runs it "
+                                     "on the CPU");
     return detail::quantize_with(model_dir, calib, out_dir, o, pool,
                                  [&](const engine::model_config& c, std::vector<std::size_t> lens,
                                      std::vector<std::size_t> rows, engine::thread_pool&) {
