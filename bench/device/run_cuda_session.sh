@@ -10,7 +10,9 @@
 # engine), `qforge eval --device cpu|cuda` perplexity of the first 100 eval docs of tiny-llama and
 # its GGUF / AWQ artefacts, and the 7B-shaped speed run (qforge_bench_cuda_session). Stage `small`:
 # the logits test on small-llama and `qforge eval` perplexity and speed of small-llama on both
-# devices. Results in $OUT (default out/cuda_session). Exit status: the test's.
+# devices. Stage `awq`: test_awq_cuda_backend, with GPTQ_FIXTURES=1 `qforge awq --gptq --device
+# cuda` on tiny-llama / tiny-qwen3 with their perplexity, then the 7B-shaped search (LAYERS, extra
+# flags in AWQ_FLAGS). Results in $OUT (default out/cuda_session). Exit status: the test's.
 set -uo pipefail
 stage=${1:-tiny}
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -93,6 +95,16 @@ elif [ "$stage" = awq ]; then
   cut -c1-300 "$work/test_awq.txt" > "$out/test_awq.txt"  # failed vector checks print whole vectors
   grep -E "done|compare_backends|cuda backend vs cpu|AWQ of tiny-llama|FAILED|with expansion|s: awq|test cases|assertions" \
     -A1 "$out/test_awq.txt" | head -60
+  # Error-compensated rounding with the search on the GPU, on the fixtures (perplexity by the
+  # fixtures' protocol, every eval doc), when GPTQ_FIXTURES is set.
+  if [ -n "${GPTQ_FIXTURES:-}" ]; then
+    for m in tiny-llama tiny-qwen3; do
+      /usr/bin/time -f "wall %e s, peak RSS %M KB" "$q" awq "$fx/models/$m" --calib "$fx/data/calibration.jsonl" \
+        --device cuda --gptq -o "$work/gptq-$m" -q > "$out/gptq-$m.txt" 2>&1
+      "$q" eval "$work/gptq-$m" --eval "$eval_docs" --device cuda --no-speed >> "$out/gptq-$m.txt" 2>&1
+      grep -E "calibration tokens|wall|perplexity" "$out/gptq-$m.txt"
+    done
+  fi
   if [ -z "${QFORGE_SKIP_7B:-}" ]; then
     m=/dev/shm/awq7b
     python3 bench/device/make_random_llama.py "$m" --layers "${LAYERS:-32}" \
@@ -103,7 +115,7 @@ elif [ "$stage" = awq ]; then
     tm=()
     [ -x /usr/bin/time ] && tm=(/usr/bin/time -v)
     "${tm[@]}" "$q" awq "$m" --calib "$m.calib.jsonl" --samples 100000 --block-len 512 --max-seq-len 4096 \
-      --device cuda --cuda-math "${CUDA_MATH:-f16}" -o /dev/shm/awq7b-out --force \
+      --device cuda --cuda-math "${CUDA_MATH:-f16}" -o /dev/shm/awq7b-out --force ${AWQ_FLAGS:-} \
       > "$out/awq7b.txt" 2> "$out/awq7b.err"
     echo "qforge awq rc $?" >> "$out/awq7b.txt"
     kill "$smi"

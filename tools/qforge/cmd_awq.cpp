@@ -26,7 +26,8 @@ struct awq_args {
   int threads = 0, grid = 20;
   bool quiet = false, force = false, no_clip = false, rtn = false;
   bool propagate_quantized = false, block_loss = false, clip_in_search = false,
-       rtn_fallback = false, gqa_o = false, skip_first = false;
+       rtn_fallback = false, gqa_o = false, skip_first = false, gptq = false, act_order = false;
+  double damp = 0.01;
 };
 
 void run_awq(const awq_args& a) {
@@ -56,6 +57,9 @@ void run_awq(const awq_args& a) {
   o.rtn_candidate = a.rtn_fallback || a.rtn;
   o.gqa_o_scaling = a.gqa_o;
   o.skip_first_token = a.skip_first;
+  o.gptq = a.gptq && !a.rtn;
+  o.gptq_act_order = a.act_order;
+  o.gptq_damp = a.damp;
   o.overwrite = a.force;
   o.device = a.device == "cuda" ? awq::awq_options::backend::cuda : awq::awq_options::backend::cpu;
   o.cuda.dense = a.cuda_math == "f32"    ? awq::cuda_backend_options::math::f32
@@ -144,6 +148,15 @@ void register_awq(CLI::App& app) {
                 "row); AutoAWQ scales o only when v and o have the same shape");
   cmd->add_flag("--skip-first-token", a->skip_first,
                 "Leave each sequence's first token (BOS) out of the statistics and losses");
+  cmd->add_flag("--gptq", a->gptq,
+                "Choose the 4-bit codes by error-compensated rounding (GPTQ's update) against each "
+                "linear's input covariance, within AWQ's scales and clipped ranges (same format)");
+  cmd->add_flag("--act-order", a->act_order,
+                "With --gptq: round the most active input channels first");
+  cmd->add_option("--damp", a->damp,
+                  "With --gptq: dampening added to the covariance diagonal, x its mean")
+      ->check(CLI::Range(0.0, 10.0))
+      ->capture_default_str();
   cmd->add_option("--imatrix-out", a->imatrix_out,
                   "Also write llama.cpp's importance matrix (GGUF imatrix) of the calibration "
                   "pass, for `qforge quantize --imatrix`");

@@ -40,7 +40,7 @@ struct pipeline_args {
   std::vector<std::string> formats{"f16", "q8_0", "q5_k_m", "q4_k_m"};
   std::size_t samples = 128, group = 128;
   report::bench_settings st;
-  bool no_awq = false, no_plot = false, quiet = false, imatrix = false;
+  bool no_awq = false, no_plot = false, quiet = false, imatrix = false, gptq = false;
 };
 
 // The examples folder shipped with qforge: $QFORGE_EXAMPLES, beside an installed binary
@@ -85,6 +85,7 @@ std::string awq_step(const pipeline_args& a, engine::thread_pool& pool) {
   awq::awq_options o;
   o.group = a.group;
   o.overwrite = true;
+  o.gptq = a.gptq;
   // --device cuda runs the AWQ search on the GPU too (fp16 products, as AutoAWQ's search).
   if (a.st.device == "cuda") o.device = awq::awq_options::backend::cuda;
   if (a.imatrix) {
@@ -209,6 +210,8 @@ void register_pipeline(CLI::App& app) {
                 "Write OUT_DIR/imatrix.gguf from the AWQ calibration pass and make the K-quants with it");
   cmd->add_option("--lora", a->lora,
                   "PEFT LoRA adapter: also benchmark every artefact with it applied (results-lora.*)");
+  cmd->add_flag("--gptq", a->gptq,
+                "AWQ with error-compensated rounding (qforge awq --gptq): lower perplexity, same format");
   cmd->add_flag("--no-plot", a->no_plot, "Do not draw results.png");
   cmd->add_flag("-q,--quiet", a->quiet, "No progress on stderr");
   add_bench_settings(*cmd, a->st);

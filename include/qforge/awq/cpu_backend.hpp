@@ -44,6 +44,7 @@ class cpu_backend {
   void upload(act& a, std::span<const float> host) { a.v.assign(host.begin(), host.end()); }
   [[nodiscard]] std::vector<float> download(const act& a) { return a.v; }
   [[nodiscard]] linear upload(const linear_f32& l) { return l; }
+  [[nodiscard]] std::vector<float> download(const cov& c) { return c.v; }
   void set_qk_norms(std::span<const float> q_norm, std::span<const float> k_norm) {
     qk_.q_norm.assign(q_norm.begin(), q_norm.end());
     qk_.k_norm.assign(k_norm.begin(), k_norm.end());

@@ -41,6 +41,13 @@ struct awq_options {
   bool rtn_candidate = false;         // s = 1 competes with the grid
   bool gqa_o_scaling = false;         // scale o through v under GQA too (one scale per v row)
   bool skip_first_token = false;      // leave each sequence's first token out of stats / losses
+  // Error-compensated rounding of the folded, clipped weights (quant/awq/gptq.hpp) instead of
+  // round-to-nearest: same format, same group parameters, codes chosen against each linear's full
+  // input covariance. gptq_damp is added to that covariance's diagonal (x its mean); act_order
+  // rounds the most active input channels first.
+  bool gptq = false;
+  bool gptq_act_order = false;
+  double gptq_damp = 0.01;
   // Where the search runs: the CPU (the caller's thread pool) or a CUDA device (awq/cuda/backend.hpp:
   // products in cuda.dense precision; a near-tie choice may differ from the CPU's).
   enum class backend { cpu, cuda };

@@ -11,7 +11,9 @@
 // (q/k/v, gate/up) or the previous linear's rows (v for o when the shapes match, up for down);
 // (4) per-group clipping for every linear but q and k; (5) the fp16 weights are quantized and
 // packed (quant/awq/ref.hpp, pack.hpp); the unquantized block output feeds the next block. That is
-// AutoAWQ's algorithm, the default. awq_options switches on the variants we measured (quantized
+// AutoAWQ's algorithm, the default. With awq_options::gptq, step (5) keeps each group's scale and
+// zero but chooses the codes by error-compensated rounding against the linear's full input
+// covariance (quant/awq/gptq.hpp), in the background with the folding. awq_options switches on the variants we measured (quantized
 // output propagated, the q/k/v loss on the whole block output, candidates judged with their
 // clipping, s = 1 among the candidates, o scaled under GQA): each helped on some fixture and hurt
 // on another, see tests/awq/README.md. Two by-products: the fp16 guard (a scale candidate whose
@@ -47,6 +49,7 @@
 #include "qforge/engine/matmul.hpp"
 #include "qforge/format/hf/config.hpp"
 #include "qforge/format/safetensors/reader.hpp"
+#include "qforge/quant/awq/gptq.hpp"
 #include "qforge/quant/awq/pack.hpp"
 #include "qforge/quant/awq/search.hpp"
 
@@ -55,11 +58,8 @@ namespace qforge::awq {
 
 namespace detail {
 
-// quant::awq::quantize of a linear, its rows spread over the pool.
-inline quant::awq::quantized_matrix quantize_linear(const linear_f32& l, std::size_t group,
-                                                    const std::string& what,
-                                                    engine::thread_pool& pool) {
-  quant::awq::check_shape(l.out, l.in, group, what);
+// Throws naming the row when a weight of l is not finite (the quantizer would write a NaN scale).
+inline void check_finite(const linear_f32& l, const std::string& what, engine::thread_pool& pool) {
   std::atomic<std::size_t> bad{l.out};
   pool.parallel_for(l.out, 16, [&](std::size_t b, std::size_t e) {
     for (std::size_t r = b; r < e; ++r)
@@ -72,9 +72,32 @@ inline quant::awq::quantized_matrix quantize_linear(const linear_f32& l, std::si
   });
   if (bad.load() < l.out)
     throw error(error::kind::argument, cat(what, ": row ", bad.load(), " holds a non-finite weight"));
+}
+
+// quant::awq::quantize of a linear, its rows spread over the pool.
+inline quant::awq::quantized_matrix quantize_linear(const linear_f32& l, std::size_t group,
+                                                    const std::string& what,
+                                                    engine::thread_pool& pool) {
+  quant::awq::check_shape(l.out, l.in, group, what);
+  check_finite(l, what, pool);
   auto m = quant::awq::make_quantized(l.out, l.in, group);
   pool.parallel_for(l.out, 16, [&](std::size_t b, std::size_t e) {
     quant::awq::quantize_rows(l.w.data(), m, b, e);
+  });
+  return m;
+}
+
+// Error-compensated rounding (quant/awq/gptq.hpp) of `target` (the folded, unclipped weights)
+// with the group parameters the plain quantizer gives `range` (the same weights clipped).
+inline quant::awq::quantized_matrix quantize_linear_gptq(const linear_f32& target,
+                                                         const linear_f32& range,
+                                                         const quant::awq::gptq_factor& f,
+                                                         std::size_t group, const std::string& what,
+                                                         engine::thread_pool& pool) {
+  auto m = quantize_linear(range, group, what, pool);
+  check_finite(target, what, pool);
+  pool.parallel_for(target.out, 8, [&](std::size_t b, std::size_t e) {
+    quant::awq::gptq_rows(target.w.data(), f, m, b, e);
   });
   return m;
 }
@@ -159,8 +182,9 @@ awq_result quantize_with(const std::string& model_dir, const calibration_set& ca
     emit_f16(name, f, std::vector<std::uint64_t>(v.shape().begin(), v.shape().end()));
   };
   const auto emit_linear = [&](const std::string& base, const linear_f32& l,
-                               quant::awq::quantized_matrix& qm, engine::thread_pool& tp) {
-    qm = quantize_linear(l, G, base, tp);
+                               quant::awq::quantized_matrix& qm, engine::thread_pool& tp,
+                               quant::awq::quantized_matrix* rounded) {
+    qm = rounded != nullptr ? std::move(*rounded) : quantize_linear(l, G, base, tp);
     // Last line of the fp16 guard (the scale search keeps ranges in fp16): never write an inf.
     for (std::size_t i = 0; i < qm.scales.size(); ++i)
       if (!std::isfinite(fp16_to_fp32(qm.scales[i])))
@@ -233,14 +257,18 @@ awq_result quantize_with(const std::string& model_dir, const calibration_set& ca
       {&block_weights::v, "self_attn.v_proj"}, {&block_weights::o, "self_attn.o_proj"},
       {&block_weights::gate, "mlp.gate_proj"}, {&block_weights::up, "mlp.up_proj"},
       {&block_weights::down, "mlp.down_proj"}};
-  // Appends block li's tensors to outs; bq, when given, receives the block as quantized.
+  // Appends block li's tensors to outs; bq, when given, receives the block as quantized. `rounded`
+  // holds the linears' codes already chosen (error-compensated rounding, in `linears` order), or
+  // is empty: round to nearest.
   const auto emit_block = [&](std::size_t li, const block_weights& b, block_weights* bq,
+                              std::vector<quant::awq::quantized_matrix>& rounded,
                               engine::thread_pool& tp) {
     const std::string p = cat("model.layers.", li, ".");
     quant::awq::quantized_matrix qm;
     emit_f16(p + "input_layernorm.weight", b.attn_norm, {H});
+    std::size_t i = 0;
     for (const auto& [member, name] : linears) {
-      emit_linear(p + name, b.*member, qm, tp);
+      emit_linear(p + name, b.*member, qm, tp, rounded.empty() ? nullptr : &rounded[i++]);
       if (bq != nullptr) {
         bq->*member = b.*member;
         (bq->*member).w = quant::awq::dequantize(qm);
@@ -252,13 +280,18 @@ awq_result quantize_with(const std::string& model_dir, const calibration_set& ca
       emit_f16(p + "self_attn.k_norm.weight", b.k_norm, {cfg.head_dim});
     }
   };
-  // What finishing a block needs from its search: the chosen scales (and o's as v's rows) and the
-  // input covariance blocks the clipping weighs errors with.
+  // What finishing a block needs from its search: the chosen scales (and o's as v's rows), the
+  // input covariance blocks the clipping weighs errors with and, for error-compensated rounding,
+  // the full input covariances (q/k/v, o, gate/up, down; unscaled basis).
   struct folding {
     std::vector<float> s_qkv, s_v_rows, s_o, s_gu, s_d;
     bool scale_o;
     std::vector<float> cov1, cov2, cov_ob, cov_db;
+    std::vector<float> full1, full_o, full2, full_d;
   };
+  // Folds the scales into b and clips it; with o.gptq, also chooses every linear's codes by
+  // error-compensated rounding of the folded weights, within the clipped ranges (returned in
+  // `linears` order; empty otherwise).
   const auto fold_and_clip = [&](block_weights& b, const folding& f, auto& on,
                                  engine::thread_pool& tp) {
     divide_vec(b.attn_norm, f.s_qkv);
@@ -267,14 +300,38 @@ awq_result quantize_with(const std::string& model_dir, const calibration_set& ca
     divide_vec(b.ffn_norm, f.s_gu);
     scale_cols(b.gate, f.s_gu, tp), scale_cols(b.up, f.s_gu, tp);
     divide_rows(b.up, f.s_d, tp), scale_cols(b.down, f.s_d, tp);
+    std::vector<quant::awq::quantized_matrix> rounded;
+    const block_weights folded = o.gptq ? b : block_weights{};
     // Clipping (not q / k: their error passes through the softmax, as AutoAWQ notes).
-    if (!o.clip) return;
-    on.clip_linear(b.v, rescale_blocks(f.cov1, H, G, f.s_qkv), G);
-    const auto cov_gu = rescale_blocks(f.cov2, H, G, f.s_gu);
-    on.clip_linear(b.gate, cov_gu, G);
-    on.clip_linear(b.up, cov_gu, G);
-    on.clip_linear(b.o, rescale_blocks(f.cov_ob, QD, G, f.s_o), G);
-    on.clip_linear(b.down, rescale_blocks(f.cov_db, F, G, f.s_d), G);
+    if (o.clip) {
+      on.clip_linear(b.v, rescale_blocks(f.cov1, H, G, f.s_qkv), G);
+      const auto cov_gu = rescale_blocks(f.cov2, H, G, f.s_gu);
+      on.clip_linear(b.gate, cov_gu, G);
+      on.clip_linear(b.up, cov_gu, G);
+      on.clip_linear(b.o, rescale_blocks(f.cov_ob, QD, G, f.s_o), G);
+      on.clip_linear(b.down, rescale_blocks(f.cov_db, F, G, f.s_d), G);
+    }
+    if (!o.gptq) return rounded;
+    const auto factor = [&](const std::vector<float>& c, const std::vector<float>& s,
+                            const std::string& what) {
+      const std::size_t n = s.size();
+      std::vector<float> cs(n * n);  // the covariance of the scaled input x / s
+      for (std::size_t i = 0; i < n; ++i)
+        for (std::size_t j = 0; j < n; ++j) cs[i * n + j] = c[i * n + j] / (s[i] * s[j]);
+      return quant::awq::factor_inverse_covariance(
+          cs, n, o.gptq_damp, o.gptq_act_order, what,
+          [&](std::size_t count, auto&& fn) { tp.parallel_for(count, 16, fn); });
+    };
+    const auto f1 = factor(f.full1, f.s_qkv, b.q.name + " input"),
+               fo = factor(f.full_o, f.s_o, b.o.name + " input"),
+               f2 = factor(f.full2, f.s_gu, b.gate.name + " input"),
+               fd = factor(f.full_d, f.s_d, b.down.name + " input");
+    const quant::awq::gptq_factor* factors[] = {&f1, &f1, &f1, &fo, &f2, &f2, &fd};
+    std::size_t i = 0;
+    for (const auto& [member, name] : linears)
+      rounded.push_back(quantize_linear_gptq(folded.*member, b.*member, *factors[i++], G,
+                                             (b.*member).name, tp));
+    return rounded;
   };
   std::future<block_weights> loading = std::async(std::launch::async, load_block, 0);
   std::future<void> emitting;
@@ -440,13 +497,19 @@ awq_result quantize_with(const std::string& model_dir, const calibration_set& ca
     // unless the next block's input is this block as quantized. Blocks finish in order (one in
     // flight), so outs keeps the tensor order.
     folding f{std::move(s_qkv), v_rows_of(s_o), std::move(s_o), std::move(s_gu), std::move(s_d),
-              scale_o, cov1, cov2, cov_ob, cov_db};
+              scale_o, cov1, cov2, cov_ob, cov_db, {}, {}, {}, {}};
+    if (o.gptq) {
+      f.full1 = be.download(be.covariance(xn1));
+      f.full_o = be.download(scale_o ? cov_o : be.covariance(att));
+      f.full2 = be.download(be.covariance(xn2));
+      f.full_d = be.download(cov_d);
+    }
     lap(rep.phases.fold_clip);
     if (emitting.valid()) emitting.get();
     if (o.propagate_quantized) {  // y = h + mlp(norm(h)), h = x + attn(norm(x)), as quantized
       block_weights bq;
-      fold_and_clip(b, f, be, pool);
-      emit_block(li, b, &bq, pool);
+      auto rounded = fold_and_clip(b, f, be, pool);
+      emit_block(li, b, &bq, rounded, pool);
       be.norm(x, b.attn_norm, xn1);
       be.self_attn(be.upload(bq.q), be.upload(bq.k), be.upload(bq.v), be.upload(bq.o), xn1, o_out);
       be.add(x, o_out, y);
@@ -456,8 +519,8 @@ awq_result quantize_with(const std::string& model_dir, const calibration_set& ca
     } else {
       be.add(hmid, d_out, y);
       emitting = std::async(std::launch::async, [&, li, blk = std::move(b), f = std::move(f)]() mutable {
-        fold_and_clip(blk, f, *side_backend, emit_pool);
-        emit_block(li, blk, nullptr, emit_pool);
+        auto rounded = fold_and_clip(blk, f, *side_backend, emit_pool);
+        emit_block(li, blk, nullptr, rounded, emit_pool);
       });
     }
     std::swap(x, y);

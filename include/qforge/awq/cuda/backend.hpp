@@ -87,6 +87,7 @@ class cuda_backend {
   void upload(act& a, std::span<const float> host);               // host: tokens * a.n floats
   [[nodiscard]] std::vector<float> download(const act& a);
   [[nodiscard]] linear upload(const linear_f32& l);
+  [[nodiscard]] std::vector<float> download(const cov& c) { return c.v.download(); }
   // The qwen3 q/k norms of the block about to be searched (empty: none).
   void set_qk_norms(std::span<const float> q_norm, std::span<const float> k_norm);
 
