@@ -500,7 +500,7 @@ awq_result quantize_with(const std::string& model_dir, const calibration_set& ca
               scale_o, cov1, cov2, cov_ob, cov_db, {}, {}, {}, {}};
     if (o.gptq) {
       f.full1 = be.download(be.covariance(xn1));
-      f.full_o = be.download(scale_o ? cov_o : be.covariance(att));
+      f.full_o = scale_o ? be.download(cov_o) : be.download(be.covariance(att));
       f.full2 = be.download(be.covariance(xn2));
       f.full_d = be.download(cov_d);
     }
