@@ -50,24 +50,45 @@ struct sequential {
   }
 };
 
+// sum_k a[k] b[k] in a fixed order: lane k % 8 accumulates in k order, lanes combine as a fixed
+// tree. Eight independent chains instead of one (the factorisation is bound by this dot's
+// latency otherwise); the order is the source's, whatever the target ISA.
+inline double dot_fixed(const double* a, const double* b, std::size_t n) noexcept {
+  double l[8] = {};
+  std::size_t k = 0;
+  for (; k + 8 <= n; k += 8)
+    for (std::size_t t = 0; t < 8; ++t) l[t] += a[k + t] * b[k + t];
+  for (std::size_t t = 0; k < n; ++k, ++t) l[t] += a[k] * b[k];
+  return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+}
+
 // Lower-triangular L with L L^T = a ([n, n] row-major, symmetric); false when a is not positive
-// definite to working precision. Column by column; the rows below a pivot are independent.
+// definite to working precision. Row by row, L[i][j] = (a[i][j] - sum_k<j L[i][k] L[j][k]) / L[j][j]
+// with the sum by dot_fixed; rows go in tiles so that each finished row j is read once per tile
+// (the work is memory-bound otherwise), and a tile's rows are independent against the rows above
+// it. Tiling and threads change no value.
 template <class ForRange>
 bool cholesky_lower(std::vector<double>& a, std::size_t n, ForRange&& par) {
-  for (std::size_t j = 0; j < n; ++j) {
-    double* rj = a.data() + j * n;
-    double d = rj[j];
-    for (std::size_t k = 0; k < j; ++k) d -= rj[k] * rj[k];
-    if (!(d > 0)) return false;
-    rj[j] = std::sqrt(d);
-    par(n - j - 1, [&](std::size_t b, std::size_t e) {
-      for (std::size_t i = j + 1 + b; i < j + 1 + e; ++i) {
-        double* ri = a.data() + i * n;
-        double s = ri[j];
-        for (std::size_t k = 0; k < j; ++k) s -= ri[k] * rj[k];
-        ri[j] = s / rj[j];
-      }
+  constexpr std::size_t tile = 64;
+  const auto entry = [&](std::size_t i, std::size_t j) {
+    return a[i * n + j] - dot_fixed(a.data() + i * n, a.data() + j * n, j);
+  };
+  for (std::size_t i0 = 0; i0 < n; i0 += tile) {
+    const std::size_t i1 = std::min(n, i0 + tile);
+    par(i1 - i0, [&](std::size_t b, std::size_t e) {
+      for (std::size_t j = 0; j < i0; ++j)
+        for (std::size_t i = i0 + b; i < i0 + e; ++i) a[i * n + j] = entry(i, j) / a[j * n + j];
     });
+    for (std::size_t i = i0; i < i1; ++i)
+      for (std::size_t j = i0; j <= i; ++j) {
+        const double s = entry(i, j);
+        if (j < i) {
+          a[i * n + j] = s / a[j * n + j];
+        } else {
+          if (!(s > 0)) return false;
+          a[i * n + i] = std::sqrt(s);
+        }
+      }
   }
   for (std::size_t i = 0; i < n; ++i)
     for (std::size_t j = i + 1; j < n; ++j) a[i * n + j] = 0;
@@ -122,17 +143,23 @@ gptq_factor factor_inverse_covariance(std::span<const float> h, std::size_t n, d
       for (std::size_t k = 0; k < n; ++k)
         for (std::size_t j = k; j < n; ++j) v[k * n + j] = b[(n - 1 - k) * n + (n - 1 - j)];
       b = {};
-      // Row i of U from U[i, :] V = e_i, left to right; rows are independent.
+      // Row i of U from U[i, :] V = e_i, left to right (each entry's sum in k order). Rows are
+      // independent; a tile of them shares each row of V while it is in cache.
       f.u.assign(n * n, 0.0f);
-      par(n, [&](std::size_t r0, std::size_t r1) {
-        std::vector<double> acc(n);
-        for (std::size_t i = r0; i < r1; ++i) {
-          std::fill(acc.begin() + static_cast<std::ptrdiff_t>(i), acc.end(), 0.0);
-          for (std::size_t k = i; k < n; ++k) {
+      constexpr std::size_t tile = 16;
+      par((n + tile - 1) / tile, [&](std::size_t t0, std::size_t t1) {
+        std::vector<double> acc(tile * n);
+        for (std::size_t t = t0; t < t1; ++t) {
+          const std::size_t i0 = t * tile, i1 = std::min(n, i0 + tile);
+          std::fill(acc.begin(), acc.end(), 0.0);
+          for (std::size_t k = i0; k < n; ++k) {
             const double* vk = v.data() + k * n;
-            const double x = ((k == i ? 1.0 : 0.0) - acc[k]) / vk[k];
-            f.u[i * n + k] = static_cast<float>(x);
-            for (std::size_t j = k + 1; j < n; ++j) acc[j] += x * vk[j];
+            for (std::size_t i = i0; i < std::min(i1, k + 1); ++i) {
+              double* ai = acc.data() + (i - i0) * n;
+              const double x = ((k == i ? 1.0 : 0.0) - ai[k]) / vk[k];
+              f.u[i * n + k] = static_cast<float>(x);
+              for (std::size_t j = k + 1; j < n; ++j) ai[j] += x * vk[j];
+            }
           }
         }
       });
