@@ -34,13 +34,18 @@ std::vector<std::vector<std::int32_t>> eval_docs(const tokenize::tokenizer& tok)
     docs.emplace_back(ids.begin(), ids.end());
   return docs;
 }
+
+// The fixtures' 128 calibration prompts, whole, as `qforge awq` takes them by default.
+awq::calibration_set full_calibration(const tokenize::tokenizer& tok) {
+  return awq::build_calibration(
+      awq::read_calibration_prompts(fixtures + "/data/calibration.jsonl"), tok, {}, 0);
+}
 }  // namespace
 
 TEST_CASE("awq model: tiny-llama end to end", "[awq][model]") {
   engine::thread_pool pool(0);
   const tokenize::tokenizer tok(model_dir);
-  const auto prompts = awq::read_calibration_prompts(fixtures + "/data/calibration.jsonl");
-  const auto calib = awq::build_calibration(prompts, tok, {}, 0);
+  const auto calib = full_calibration(tok);
   awq::awq_options o;
   o.overwrite = true;
   const auto r = awq::quantize_model(model_dir, calib, out_dir, o, pool);
@@ -132,8 +137,7 @@ TEST_CASE("awq model: tiny-llama end to end", "[awq][model]") {
 TEST_CASE("awq model: tiny-llama with error-compensated rounding (--gptq)", "[awq][model][gptq]") {
   engine::thread_pool pool(0);
   const tokenize::tokenizer tok(model_dir);
-  const auto prompts = awq::read_calibration_prompts(fixtures + "/data/calibration.jsonl");
-  const auto calib = awq::build_calibration(prompts, tok, {}, 0);
+  const auto calib = full_calibration(tok);
   awq::awq_options o;
   o.overwrite = true;
   o.gptq = true;
