@@ -34,6 +34,7 @@
 
 #include "qforge/backend/cuda_check.hpp"
 #include "qforge/core/fp16.hpp"
+#include "qforge/engine/cuda/common.cuh"
 #include "qforge/engine/cuda/matvec.hpp"
 #include "qforge/engine/cuda/ops.hpp"
 #include "qforge/engine/quant_dot.hpp"
@@ -1056,6 +1057,20 @@ __global__ void read_kernel(const float4* p, std::size_t n, float* out) {
   if (a.x + a.y + a.z + a.w == 12345.678f) out[0] = a.x;  // keeps the loads alive
 }
 
+// read_kernel under PDL: the successor may start at once and this one waits only before its
+// (never taken) store, so back-to-back launches overlap completely: what no kernel whose input
+// comes from its predecessor can reach, the other bound of the harness.
+__global__ void read_kernel_pdl(const float4* p, std::size_t n, float* out) {
+  ec::detail::allow_dependents();
+  float4 a = make_float4(0, 0, 0, 0);
+  for (std::size_t i = blockIdx.x * std::size_t{blockDim.x} + threadIdx.x; i < n; i += std::size_t{gridDim.x} * blockDim.x) {
+    const float4 v = __ldcs(p + i);
+    a.x += v.x, a.y += v.y, a.z += v.z, a.w += v.w;
+  }
+  ec::detail::wait_for_inputs();
+  if (a.x + a.y + a.z + a.w == 12345.678f) out[0] = a.x;
+}
+
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
@@ -1168,6 +1183,12 @@ void bench_matvec(const bandwidth& bw, ec::blas& blas) {
                                                      static_cast<std::size_t>(bytes) / 16, y.p);
       }, count);
       report("stream", "read-only", rows, cols, bytes, tt, bw);
+      const double tp = time_graph([&](std::size_t i) {
+        ec::detail::launch(read_kernel_pdl, dim3(sms * 4), dim3(512), 0, g_stream, true,
+                           reinterpret_cast<const float4*>(w[i % copies].p),
+                           static_cast<std::size_t>(bytes) / 16, y.p);
+      }, count);
+      report("stream", "read-only+pdl", rows, cols, bytes, tp, bw);
     }
     for (qtype t : {qtype::q4_k, qtype::q6_k, qtype::q8_0, qtype::f16}) {
       const double bytes = static_cast<double>(rows * row_bytes(t, cols));
