@@ -7,16 +7,24 @@ it; the best of --reps repetitions of each.
 
     python3 bench/llama_cpp_speed.py --threads 2 --prompt 128 --decode 64 a.gguf b.gguf
 
-Prints one JSON line per file: {"file", "threads", "prefill_tok_s", "decode_tok_s", "ttft_ms"}.
+Prints one JSON line per file: {"file", "threads", "buffers", "prefill_tok_s", "decode_tok_s",
+"ttft_ms"}; "buffers" says whether llama.cpp used its extra CPU buffer types (AMX / repacked
+layouts, its default) or plain ones (--buffers; auto picks plain on AMX hosts, where
+llama-cpp-python 0.3.36 crashes with the extra ones: tests/interop/llama_cpp_buffers.py).
 """
 import argparse
 import json
+import os
+import sys
 import time
 
 import llama_cpp
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "interop"))
+from llama_cpp_buffers import choose_buffers  # noqa: E402
 
-def measure(path, threads, prompt, decode, reps):
+
+def measure(path, threads, prompt, decode, reps, buffers):
     llm = llama_cpp.Llama(
         model_path=path,
         n_ctx=max(512, prompt + decode),
@@ -44,6 +52,7 @@ def measure(path, threads, prompt, decode, reps):
     return {
         "file": path,
         "threads": threads,
+        "buffers": buffers,
         "prefill_tok_s": prompt / best_prefill,
         "decode_tok_s": decode / best_decode if decode else 0.0,
         "ttft_ms": 1e3 * best_prefill,
@@ -57,9 +66,11 @@ def main():
     ap.add_argument("--prompt", type=int, default=128)
     ap.add_argument("--decode", type=int, default=64)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--buffers", choices=["auto", "extra", "plain"], default="auto")
     a = ap.parse_args()
+    buffers = choose_buffers(llama_cpp, a.buffers)
     for f in a.files:
-        print(json.dumps(measure(f, a.threads, a.prompt, a.decode, a.reps)), flush=True)
+        print(json.dumps(measure(f, a.threads, a.prompt, a.decode, a.reps, buffers)), flush=True)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ import argparse, json, math, os, re, subprocess, sys, unicodedata
 
 import numpy as np
 
+from llama_cpp_buffers import choose_buffers
+
 REFERENCE_PPL = {"tiny-llama": 19.7992, "tiny-qwen3": 18.7987, "small-llama": 15.6766}
 
 
@@ -54,31 +56,6 @@ def perplexity(llm, fixtures, max_docs):
     return math.exp(total_nll / predicted), docs, predicted
 
 
-def plain_buffers_on_amx(llama_cpp):
-    """On a CPU with AMX, ggml puts weights into its extra CPU buffer types (AMX tiles / repacked
-    layouts), and llama-cpp-python 0.3.36 then crashes in eval on small-llama (512 wide, ffn 1280)
-    with llama-quantize's own Q8_0 / Q4_K_M / Q5_K_M files, byte-identical to ours. There the weights
-    load into plain buffers instead: the same tensors, ggml's generic CPU kernels. Said, not hidden;
-    QFORGE_LLAMA_CPP_EXTRA_BUFTS=1 keeps the extra buffer types."""
-    try:
-        amx = "amx_int8" in open("/proc/cpuinfo", encoding="utf-8").read()
-    except OSError:
-        amx = False
-    if not amx or os.environ.get("QFORGE_LLAMA_CPP_EXTRA_BUFTS") == "1":
-        return
-    lc = llama_cpp.llama_cpp  # Llama() takes its model params from this module's default
-    default = lc.llama_model_default_params
-
-    def without_extra_bufts():
-        params = default()
-        params.use_extra_bufts = False
-        return params
-
-    lc.llama_model_default_params = without_extra_bufts
-    print("this CPU has AMX: llama.cpp loads weights into plain CPU buffers (its AMX / repacked "
-          "buffers crash llama-cpp-python here, on llama-quantize's own files too)")
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--qforge", required=True)
@@ -96,7 +73,9 @@ def main():
     except ImportError:
         print("llama-cpp-python is not installed (tools/install-deps.sh installs it)")
         sys.exit(1)
-    plain_buffers_on_amx(llama_cpp)
+    if choose_buffers(llama_cpp) == "plain":
+        print("this CPU has AMX: llama.cpp loads weights into plain CPU buffers (its AMX / repacked "
+              "buffers crash llama-cpp-python here, on llama-quantize's own files too)")
 
     model_dir = os.path.join(a.fixtures, "models", a.model)
     os.makedirs(a.tmp, exist_ok=True)
