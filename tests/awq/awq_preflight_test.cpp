@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <limits>
+#include <unistd.h>
 
 #include "awq/awq_fixture.hpp"
 #include "qforge/awq/preflight.hpp"
@@ -18,7 +19,16 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::string tmp = std::string(QFORGE_TEST_TMP) + "/awq-preflight";
+// Per process: ctest runs each test case as its own process, in parallel, and every one of them
+// quantizes the real folder; sharing one path let a process read it while another rewrote it.
+const std::string tmp = std::string(QFORGE_TEST_TMP) + "/awq-preflight-" + std::to_string(::getpid());
+// Removed at exit, so that the per-process folders do not pile up in the build tree.
+const struct tmp_cleanup {
+  ~tmp_cleanup() {
+    std::error_code ignored;
+    fs::remove_all(tmp, ignored);
+  }
+} cleanup;
 
 const std::string& real_folder() {
   static const std::string dir = [] {
