@@ -2,14 +2,16 @@
 # SPDX-License-Identifier: MIT
 # Checks and times the engine's CUDA kernels (engine/cuda/*.cuh, kernels/cuda/engine_*.cu) on a GPU
 # machine that has nvcc but none of the project's -dev packages: builds tests/engine/
-# cuda_engine_main.cu with the two kernel TUs alone with nvcc (cuBLAS from the toolkit, else from
+# cuda_engine_*.cu (the harness's parts, sharing cuda_harness.cuh) with the two kernel TUs alone
+# with nvcc (cuBLAS from the toolkit, else from
 # the Python wheel nvidia-cublas), runs every check and the timings (device bandwidth, matvecs at
 # 4096x4096 / 11008x4096 / 4096x11008, decode tok/s of 7B-shaped models), then the quick checks
 # again under compute-sanitizer memcheck, and one Nsight Compute report of the Q4_K and AWQ
 # kernels. Results go to $OUT (default out/cuda_engine): results.txt, cuda_engine.csv, ptxas
 # resource summary, memcheck log, ncu.txt, GPU description. Exit status is the checks'.
-# Usage: run_cuda_engine.sh [--full|--bench|--quick] (default --full; --bench runs the quick checks
-# before the timings); MEMCHECK=0 or NCU=0 in the environment skip those two steps.
+# Usage: run_cuda_engine.sh [--full|--bench|--quick|--probe] (default --full; --bench runs the quick
+# checks before the timings; --probe only the bandwidth and tests/engine/cuda_engine_probe.cu's
+# cold / hot / load-only / layout timings); MEMCHECK=0 or NCU=0 in the environment skip those two steps.
 mode=${1:---full}
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -28,7 +30,7 @@ if ! echo 'int main(){}' | nvcc -x cu - -lcublas -o "$work/probe" 2> /dev/null; 
   echo "cuBLAS not in the toolkit; using ${d:-nothing}"
   blas=(-I"$d/include" -L"$d/lib" -l:libcublas.so.13 -Xlinker -rpath="$d/lib")
 fi
-src=(tests/engine/cuda_engine_main.cu kernels/cuda/engine_matvec.cu kernels/cuda/engine_ops.cu)
+src=(tests/engine/cuda_engine_*.cu kernels/cuda/engine_matvec.cu kernels/cuda/engine_ops.cu)
 flags=(-O3 -std=c++20 --fmad=false -arch=sm_90 -lineinfo -Xcompiler -ffp-contract=off -Iinclude -Itests)
 # One object per TU in parallel; ptxas reports (registers, spills) kept.
 pids=()

@@ -26,9 +26,10 @@ inline constexpr int awq_cols_per_cta = 32 * 8;
 // its 32 inputs straight from global memory as broadcasts, which keeps one-token launches at 40
 // registers, 6 CTAs per SM (the staging code costs 24 more, and occupancy showed in the timings).
 // KS: k per warp, 32 or 64 (awq_k_per_warp): 64 halves the K-splits and doubles each thread's
-// loads in flight.
-template <int NT, bool Staged, int KS>
-__global__ void __launch_bounds__(32 * awq_warps, NT == 1 && !Staged ? (KS == 32 ? 6 : 3) : 0)
+// loads in flight. Tiled: qweight repacked column-tile-major, [out / 256][in][32] words (needs
+// out % 256 == 0), so a warp's rows are contiguous (bench/device/matvec_probe.cu times both).
+template <int NT, bool Staged, int KS, bool Tiled = false>
+__global__ void __launch_bounds__(32 * awq_warps, NT == 1 && !Staged ? (KS == 16 ? 8 : KS == 32 ? 6 : 3) : 0)
     awq_matvec_kernel(const std::uint32_t* __restrict__ qweight,
                       const std::uint32_t* __restrict__ qzeros,
                       const std::uint16_t* __restrict__ scales, int K, int N, int group,
@@ -51,8 +52,14 @@ __global__ void __launch_bounds__(32 * awq_warps, NT == 1 && !Staged ? (KS == 32
   const int kk = k_ok ? k0 : K - KS;
 
   std::uint32_t q[KS];
+  if constexpr (Tiled) {  // constant offsets from one pointer
+    const std::uint32_t* qp = qweight + (static_cast<std::size_t>(blockIdx.x) * K + kk) * 32 + lane;
 #pragma unroll
-  for (int i = 0; i < KS; ++i) q[i] = __ldg(qweight + static_cast<std::size_t>(kk + i) * n8 + cc);
+    for (int i = 0; i < KS; ++i) q[i] = __ldg(qp + 32 * i);
+  } else {
+#pragma unroll
+    for (int i = 0; i < KS; ++i) q[i] = __ldg(qweight + static_cast<std::size_t>(kk + i) * n8 + cc);
+  }
   const int g = kk / group;
   const std::uint32_t z = __ldg(qzeros + static_cast<std::size_t>(g) * n8 + cc);
   const uint4 s = __ldg(reinterpret_cast<const uint4*>(scales + static_cast<std::size_t>(g) * N + 8 * cc));
