@@ -208,20 +208,7 @@ cudaGraphExec_t capture_step(const gpu_model& m, gpu_state& st, ec::blas& blas, 
   o.pdl = mode == 1 || mode == 2;
   o.early_trigger = mode == 1;
   o.attention_splits = g_attention_splits;
-  cudaGraph_t g = nullptr;
-  QFORGE_CUDA_CHECK(cudaStreamBeginCapture(g_stream, cudaStreamCaptureModeThreadLocal));
-  try {
-    enqueue_step(m, st, blas, o, first, limit, mode != 0);
-  } catch (...) {
-    cudaStreamEndCapture(g_stream, &g);
-    if (g) cudaGraphDestroy(g);
-    throw;
-  }
-  QFORGE_CUDA_CHECK(cudaStreamEndCapture(g_stream, &g));
-  cudaGraphExec_t exec = nullptr;
-  QFORGE_CUDA_CHECK(cudaGraphInstantiate(&exec, g, 0));
-  QFORGE_CUDA_CHECK(cudaGraphDestroy(g));
-  return exec;
+  return capture_graph([&] { enqueue_step(m, st, blas, o, first, limit, mode != 0); });
 }
 
 // The same step on the CPU, from the device weights downloaded and decoded to float.

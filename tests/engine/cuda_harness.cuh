@@ -325,12 +325,12 @@ double time_it(const std::function<void()>& fn, int reps) {
   return median(ts);
 }
 
-// Mean time per launch of `enqueue(i)` over a graph of `count` launches, i rotating over copies.
-double time_graph(const std::function<void(std::size_t)>& enqueue, std::size_t count) {
+// The launches `enqueue` makes on g_stream, captured and instantiated as one graph.
+cudaGraphExec_t capture_graph(const std::function<void()>& enqueue) {
   cudaGraph_t g = nullptr;
   QFORGE_CUDA_CHECK(cudaStreamBeginCapture(g_stream, cudaStreamCaptureModeThreadLocal));
   try {
-    for (std::size_t i = 0; i < count; ++i) enqueue(i);
+    enqueue();
   } catch (...) {
     cudaStreamEndCapture(g_stream, &g);
     if (g) cudaGraphDestroy(g);
@@ -339,9 +339,17 @@ double time_graph(const std::function<void(std::size_t)>& enqueue, std::size_t c
   QFORGE_CUDA_CHECK(cudaStreamEndCapture(g_stream, &g));
   cudaGraphExec_t exec = nullptr;
   QFORGE_CUDA_CHECK(cudaGraphInstantiate(&exec, g, 0));
+  QFORGE_CUDA_CHECK(cudaGraphDestroy(g));
+  return exec;
+}
+
+// Mean time per launch of `enqueue(i)` over a graph of `count` launches, i rotating over copies.
+double time_graph(const std::function<void(std::size_t)>& enqueue, std::size_t count) {
+  const cudaGraphExec_t exec = capture_graph([&] {
+    for (std::size_t i = 0; i < count; ++i) enqueue(i);
+  });
   const double t = time_it([&] { QFORGE_CUDA_CHECK(cudaGraphLaunch(exec, g_stream)); }, 7);
   cudaGraphExecDestroy(exec);
-  cudaGraphDestroy(g);
   return t / static_cast<double>(count);
 }
 

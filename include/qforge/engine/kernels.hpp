@@ -25,6 +25,7 @@
 
 #include "qforge/backend/dispatch.hpp"
 #include "qforge/core/fp16.hpp"
+#include "qforge/engine/awq_gemv_simd.hpp"
 #include "qforge/engine/ordered_dot_simd.hpp"
 #include "qforge/engine/quant_dot_simd.hpp"
 #include "qforge/quant/blocks.hpp"
@@ -66,6 +67,10 @@ struct ops {
   using qrows_fn = void (*)(const std::byte* w, std::size_t rows, const std::byte* a,
                             std::size_t n, float* y) noexcept;
   qrows_fn rows_q2_k_q8, rows_q3_k_q8, rows_q4_k_q8, rows_q5_k_q8, rows_q6_k_q8, rows_q8_0_q8;
+  // One token through a linear in AutoAWQ's GEMM layout (engine/awq_gemv_simd.hpp): y[8p + j] for
+  // packs p in [p0, p1), (p1 - p0) % awq_simd::chunk_packs == 0; sums: awq_simd::group_sums of x.
+  void (*gemv_awq)(const quant::awq::gemm_view& w, const float* x, const float* sums, float* y,
+                   std::size_t p0, std::size_t p1) noexcept;
   // The ordered (backend-independent) float dot and product of engine/ordered_dot.hpp, same
   // arguments as dot_f32 (on floats) and gemm; slower than those, for AWQ's search.
   float (*dot_f32_ordered)(const float* w, const float* x, std::size_t n) noexcept;
@@ -456,6 +461,11 @@ constexpr ops make_ops(const char* name) noexcept {
   o.rows_q5_k_q8 = d::qdot_rows<Arch, quant::block_q5_k, qdot::act_q8_k>;
   o.rows_q6_k_q8 = d::qdot_rows<Arch, quant::block_q6_k, qdot::act_q8_k>;
   o.rows_q8_0_q8 = d::qdot_rows<Arch, quant::block_q8_0, qdot::act_q8_0>;
+  o.gemv_awq = [](const quant::awq::gemm_view& w, const float* x, const float* sums, float* y,
+                  std::size_t p0, std::size_t p1) noexcept {
+    awq_simd::gemv<Arch>(w, x, sums, y, p0, p1,
+                         [](d::fb<Arch> a, d::fb<Arch> b, d::fb<Arch> c) { return d::madd<Arch>(a, b, c); });
+  };
   o.dot_f32_ordered = ordered::dot<Arch>;
   o.gemm_ordered = ordered::gemm<Arch>;
   o.name = name;

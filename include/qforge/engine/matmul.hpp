@@ -6,15 +6,17 @@
 // (decode) takes a dot product per row straight on the stored bytes: F16/BF16 fused with float
 // activations; Q8_0 and K-quant rows against activations quantized once per product to 8 bits
 // with integer multiply-adds, as llama.cpp does (engine/quant_dot.hpp; decode_activations::f32
-// turns that off); other block types decoded one row at a time into a small per-thread buffer);
-// several tokens (prefill)
-// convert a few rows to float once and run the register-blocked kernel over all tokens, so the
-// conversion cost is paid once per row rather than once per token.
+// turns that off); other block types decoded one row at a time into a small per-thread buffer;
+// AWQ linears (AutoAWQ's GEMM layout) through the vector kernel of engine/awq_gemv_simd.hpp, split
+// by 16-pack chunks. Several tokens (prefill) convert a few rows to float once and run the
+// register-blocked kernel over all tokens, so the conversion cost is paid once per row rather than
+// once per token.
 #pragma once
 #include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <span>
 #include <vector>
@@ -133,6 +135,33 @@ inline std::byte* act_scratch(std::size_t bytes) {
   return buf.data();
 }
 
+// One token through an AWQ linear: whole chunks of awq_simd::chunk_packs packs across the pool, the
+// last partial chunk (out / 8 not a multiple) through the same kernel on a zero-padded copy, so
+// every output is computed alike whatever the thread count.
+inline void gemv_awq(const ops& k, const quant::awq::gemm_view& a, const float* x, float* y,
+                     thread_pool& pool) {
+  constexpr std::size_t C = awq_simd::chunk_packs;
+  const std::size_t groups = a.in / a.group, full = a.packs() / C * C, tail = a.packs() - full;
+  auto* sums = reinterpret_cast<float*>(act_scratch(groups * sizeof(float)));
+  awq_simd::group_sums(x, a.in, a.group, sums);
+  if (full > 0)
+    pool.parallel_for(full, C, [&](std::size_t b, std::size_t e) { k.gemv_awq(a, x, sums, y, b, e); });
+  if (tail == 0) return;
+  thread_local std::vector<std::byte> pad;
+  const std::size_t qw = a.in * C * 4, qz = groups * C * 4, sc = groups * 8 * C * 2;
+  pad.assign(qw + qz + sc + 8 * C * sizeof(float), std::byte{0});
+  quant::awq::gemm_view t{pad.data(), pad.data() + qw, pad.data() + qw + qz, a.in, 8 * C, a.group};
+  for (std::size_t r = 0; r < a.in; ++r)
+    std::memcpy(pad.data() + r * C * 4, a.qweight + 4 * (r * a.packs() + full), 4 * tail);
+  for (std::size_t g = 0; g < groups; ++g) {
+    std::memcpy(pad.data() + qw + g * C * 4, a.qzeros + 4 * (g * a.packs() + full), 4 * tail);
+    std::memcpy(pad.data() + qw + qz + g * 8 * C * 2, a.scales + 2 * (g * a.out + 8 * full), 16 * tail);
+  }
+  auto* out = reinterpret_cast<float*>(pad.data() + qw + qz + sc);
+  k.gemv_awq(t, x, sums, out, 0, C);
+  std::memcpy(y + 8 * full, out, 8 * tail * sizeof(float));
+}
+
 }  // namespace detail
 
 // How single-token products with Q8_0 / K-quant weights treat the activations. q8 (the default):
@@ -173,8 +202,8 @@ inline void matmul_base(const matrix& w, const float* x, std::size_t ldx, std::s
   const std::size_t n = w.cols;
   if (w.awq.qweight != nullptr) {
     const quant::awq::gemm_view& a = w.awq;
+    if (tokens == 1) return detail::gemv_awq(k, a, x, y, pool);
     pool.parallel_for(a.packs(), 2, [&](std::size_t b, std::size_t e) {
-      if (tokens == 1) return quant::awq::gemv_packs(a, x, y, b, e);
       float* buf = detail::scratch(16 * n).data();
       for (std::size_t p = b; p < e; p += 2) {
         const std::size_t np = std::min<std::size_t>(2, e - p);

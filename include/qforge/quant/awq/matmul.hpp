@@ -2,7 +2,9 @@
 // Products with a weight matrix held in AutoAWQ's GEMM layout (pack.hpp), read in place: the
 // W4A16 path of the CPU engine. Nothing ever expands the whole matrix: one token takes a
 // dequantize-in-register dot product per group, y[o] = sum_g s[g,o] * (sum_k x[k] q[k,o] -
-// z[g,o] * sum_k x[k]), walking qweight row by row so each int32 load feeds 8 outputs; several
+// z[g,o] * sum_k x[k]), walking qweight row by row so each int32 load feeds 8 outputs (gemv_packs,
+// one pack at a time: the scalar reference of the engine's vector kernel, engine/awq_gemv_simd.hpp,
+// which computes W packs per instruction); several
 // tokens decode a tile of 8-output packs to float once and reuse it for every token (the same
 // trade-off as the engine's block types). Weights are (q - z) * s in float32, not rounded to fp16:
 // the engine computes in float32 throughout. Callers split work by packs, so results never depend
