@@ -48,9 +48,10 @@ xsimd::batch<float, Arch> nibble(xsimd::batch<std::int32_t, Arch> u) noexcept {
   return xsimd::to_float((u >> (4 * N)) & xsimd::batch<std::int32_t, Arch>(15));
 }
 
-template <class Arch, class Madd>
+// madd(a, b, c): a * b + c, fused where the ISA has it; widen(p): W floats from W halfs at p.
+template <class Arch, class Madd, class Widen>
 void gemv(const quant::awq::gemm_view& w, const float* x, const float* sums, float* y,
-          std::size_t p0, std::size_t p1, Madd madd) noexcept {
+          std::size_t p0, std::size_t p1, Madd madd, Widen widen) noexcept {
   using fb = xsimd::batch<float, Arch>;
   using ib = xsimd::batch<std::int32_t, Arch>;
   constexpr std::size_t W = fb::size;
@@ -74,10 +75,13 @@ void gemv(const quant::awq::gemm_view& w, const float* x, const float* sums, flo
         columns(u, [&](int j, fb q) { acc[j] = madd(q, xk, acc[j]); });
       }
       const ib z = ib::load_unaligned(reinterpret_cast<const std::int32_t*>(w.qzeros + 4 * (g * P + p)));
-      // The scales of the W packs are 8 W contiguous halfs; lane l of column j is half 8 l + j.
-      alignas(64) float s[8][W];
+      // The scales of the W packs are 8 W contiguous halfs, widened a vector at a time (scalar
+      // conversions cost as much as the products at 4096 x 4096); lane l of column j is 8 l + j.
+      alignas(64) float flat[8 * W], s[8][W];
+      const std::byte* sp = w.scales + 2 * (g * w.out + 8 * p);
+      for (std::size_t v = 0; v < 8; ++v) widen(sp + 2 * W * v).store_aligned(flat + W * v);
       for (std::size_t l = 0; l < W; ++l)
-        for (int j = 0; j < 8; ++j) s[j][l] = w.scale(g, 8 * (p + l) + static_cast<std::size_t>(j));
+        for (std::size_t j = 0; j < 8; ++j) s[j][l] = flat[8 * l + j];
       const fb xs(sums[g]);
       columns(z, [&](int j, fb zj) { out[j] = madd(fb::load_aligned(s[j]), acc[j] - zj * xs, out[j]); });
     }

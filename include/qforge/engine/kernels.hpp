@@ -463,8 +463,10 @@ constexpr ops make_ops(const char* name) noexcept {
   o.rows_q8_0_q8 = d::qdot_rows<Arch, quant::block_q8_0, qdot::act_q8_0>;
   o.gemv_awq = [](const quant::awq::gemm_view& w, const float* x, const float* sums, float* y,
                   std::size_t p0, std::size_t p1) noexcept {
-    awq_simd::gemv<Arch>(w, x, sums, y, p0, p1,
-                         [](d::fb<Arch> a, d::fb<Arch> b, d::fb<Arch> c) { return d::madd<Arch>(a, b, c); });
+    awq_simd::gemv<Arch>(
+        w, x, sums, y, p0, p1,
+        [](d::fb<Arch> a, d::fb<Arch> b, d::fb<Arch> c) { return d::madd<Arch>(a, b, c); },
+        [](const std::byte* p) { return d::load_f16<Arch>(p); });
   };
   o.dot_f32_ordered = ordered::dot<Arch>;
   o.gemm_ordered = ordered::gemm<Arch>;
