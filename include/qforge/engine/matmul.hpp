@@ -144,8 +144,11 @@ inline void gemv_awq(const ops& k, const quant::awq::gemm_view& a, const float* 
   const std::size_t groups = a.in / a.group, full = a.packs() / C * C, tail = a.packs() - full;
   auto* sums = reinterpret_cast<float*>(act_scratch(groups * sizeof(float)));
   awq_simd::group_sums(x, a.in, a.group, sums);
+  // Whole blocks of the kernel's chunk walk per work item where there are enough to share.
+  const std::size_t block = C * awq_simd::chunks_per_block;
+  const std::size_t grain = full >= 2 * block * pool.size() ? block : C;
   if (full > 0)
-    pool.parallel_for(full, C, [&](std::size_t b, std::size_t e) { k.gemv_awq(a, x, sums, y, b, e); });
+    pool.parallel_for(full, grain, [&](std::size_t b, std::size_t e) { k.gemv_awq(a, x, sums, y, b, e); });
   if (tail == 0) return;
   thread_local std::vector<std::byte> pad;
   const std::size_t qw = a.in * C * 4, qz = groups * C * 4, sc = groups * 8 * C * 2;
