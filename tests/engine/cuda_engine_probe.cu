@@ -73,6 +73,7 @@ void probe_matvec(const bandwidth& bw) {
       for (std::size_t c = 0; c < copies; ++c) {
         a.emplace_back(cols, rows, 128, 2000 + 3 * c);
         tiled.emplace_back(a.back().qweight.n);
+        QFORGE_CUDA_CHECK(cudaDeviceSynchronize());  // the fills ran on the legacy stream
         awq_tile_kernel<<<1024, 256, 0, g_stream>>>(a.back().qweight.p, tiled.back().p, static_cast<int>(cols),
                                                     static_cast<int>(rows / 8));
         QFORGE_CUDA_CHECK_LAUNCH();
