@@ -3,8 +3,8 @@
 // bench/device/run_cuda_engine.sh) share: device buffers and random generators, GGUF / AWQ test
 // matrices and their host decoders, the comparison against a double-precision reference, and the
 // timing helpers (median of event-timed runs, captured graphs of back-to-back launches). Helpers
-// have internal linkage (each part compiles its own copy of the kernels); the counters, the stream
-// and the collected timings are the one shared state.
+// have internal linkage (each part compiles its own copy of the kernels); the stream and the collected
+// timings are the one shared state (with the counters of cuda_check_support.cuh).
 #pragma once
 #include <cuda_runtime.h>
 
@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "cuda_check_support.cuh"
 #include "qforge/backend/cuda_check.hpp"
 #include "qforge/core/fp16.hpp"
 #include "qforge/engine/cuda/common.cuh"
@@ -33,6 +34,7 @@ namespace cuda_harness {
 using namespace qforge;
 namespace ec = qforge::engine::cuda;
 using quant::qtype;
+using namespace qforge_cuda_check;  // expect, the counters, dev
 
 struct bench_row {
   std::string kind, variant;
@@ -44,7 +46,6 @@ struct bandwidth {
   double copy = 0, read = 0;  // bytes/s
 };
 
-inline int failures = 0, passes = 0;
 inline FILE* csv = nullptr;
 inline cudaStream_t g_stream = nullptr;
 inline int g_attention_splits = 0;  // launch_opts of the captured decode steps (bench_decode's variants)
@@ -52,41 +53,7 @@ inline std::vector<bench_row> g_rows;
 
 namespace {
 
-void expect(bool ok, const std::string& what) {
-  if (ok) {
-    ++passes;
-    return;
-  }
-  std::printf("FAIL %s\n", what.c_str());
-  ++failures;
-}
-
 // --- device memory and generators ----------------------------------------------------------------
-
-template <class T>
-struct dev {
-  T* p = nullptr;
-  std::size_t n = 0;
-  dev() = default;
-  explicit dev(std::size_t count) : n(count) {
-    QFORGE_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&p), std::max<std::size_t>(count, 1) * sizeof(T)));
-  }
-  ~dev() { cudaFree(p); }
-  dev(dev&& o) noexcept : p(o.p), n(o.n) { o.p = nullptr, o.n = 0; }
-  dev& operator=(dev&& o) noexcept {
-    std::swap(p, o.p);
-    std::swap(n, o.n);
-    return *this;
-  }
-  void up(const std::vector<T>& v) {
-    QFORGE_CUDA_CHECK(cudaMemcpy(p, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice));
-  }
-  std::vector<T> down() const {
-    std::vector<T> v(n);
-    QFORGE_CUDA_CHECK(cudaMemcpy(v.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost));
-    return v;
-  }
-};
 
 __host__ __device__ inline std::uint64_t mix64(std::uint64_t z) {
   z += 0x9e3779b97f4a7c15ull;

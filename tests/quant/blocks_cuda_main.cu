@@ -34,35 +34,16 @@
 #include "qforge/quant/q5_1/cuda.cuh"
 #include "qforge/quant/q5_k/cuda.cuh"
 #include "qforge/quant/q6_k/cuda.cuh"
+#include "cuda_check_support.cuh"
 #include "quant/testdata.hpp"
 
 using namespace qforge;
+using namespace qforge_cuda_check;  // expect, the counters, dev
 using quant::cuda_detail::staging;
 
 namespace {
 
-int failures = 0, passes = 0;
 FILE* csv = nullptr;
-
-void expect(bool ok, const std::string& what) {
-  if (ok) {
-    ++passes;
-    return;
-  }
-  std::printf("FAIL %s\n", what.c_str());
-  ++failures;
-}
-
-template <class T>
-struct dev {
-  T* p = nullptr;
-  explicit dev(std::size_t n) {
-    QFORGE_CUDA_CHECK(cudaMalloc(&p, std::max<std::size_t>(n, 1) * sizeof(T)));
-  }
-  ~dev() { cudaFree(p); }
-  dev(const dev&) = delete;
-  dev& operator=(const dev&) = delete;
-};
 
 template <class T>
 std::vector<T> read_raw(const std::string& path) {

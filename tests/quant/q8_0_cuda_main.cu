@@ -17,23 +17,14 @@
 
 #include "qforge/quant/q8_0/cuda.cuh"
 #include "qforge/quant/q8_0/ref.hpp"
+#include "cuda_check_support.cuh"
 #include "quant/testdata.hpp"
 
 using namespace qforge;
+using namespace qforge_cuda_check;  // expect, the counters, dev
 using quant::block_q8_0;
 
 namespace {
-
-int failures = 0, passes = 0;
-
-template <class T>
-struct dev {
-  T* p = nullptr;
-  explicit dev(std::size_t n) { QFORGE_CUDA_CHECK(cudaMalloc(&p, std::max<std::size_t>(n, 1) * sizeof(T))); }
-  ~dev() { cudaFree(p); }
-  dev(const dev&) = delete;
-  dev& operator=(const dev&) = delete;
-};
 
 std::vector<block_q8_0> ref_encode(const std::vector<float>& x) {
   std::vector<block_q8_0> y(x.size() / 32);
@@ -79,15 +70,6 @@ bool same_floats(const std::vector<float>& a, const std::vector<float>& b) {
   for (std::size_t i = 0; i < a.size(); ++i)
     if (!(std::isnan(a[i]) && std::isnan(b[i])) && !same(&a[i], &b[i], 4)) return false;
   return true;
-}
-
-void expect(bool ok, const std::string& what) {
-  if (ok) {
-    ++passes;
-    return;
-  }
-  std::printf("FAIL %s\n", what.c_str());
-  ++failures;
 }
 
 void check_blocks(const std::vector<block_q8_0>& got, const std::vector<block_q8_0>& want,

@@ -27,7 +27,7 @@ inline constexpr int awq_cols_per_cta = 32 * 8;
 // registers, 6 CTAs per SM (the staging code costs 24 more, and occupancy showed in the timings).
 // KS: k per warp, 32 or 64 (awq_k_per_warp): 64 halves the K-splits and doubles each thread's
 // loads in flight. Tiled: qweight repacked column-tile-major, [out / 256][in][32] words (needs
-// out % 256 == 0), so a warp's rows are contiguous (bench/device/matvec_probe.cu times both).
+// out % 256 == 0), so a warp's rows are contiguous (tests/engine/cuda_engine_probe.cu times both).
 template <int NT, bool Staged, int KS, bool Tiled = false>
 __global__ void __launch_bounds__(32 * awq_warps, NT == 1 && !Staged ? (KS == 16 ? 8 : KS == 32 ? 6 : 3) : 0)
     awq_matvec_kernel(const std::uint32_t* __restrict__ qweight,
